@@ -19,7 +19,10 @@ if grep -E '(^|/)(\.cache|\.venv|\.git|\.pytest_cache|__pycache__|output|artifac
   exit 1
 fi
 
-ansible-galaxy collection install --offline -p "$work/collections" "$tarball" >/dev/null
+# Only the empty path: the dev checkout on ANSIBLE_COLLECTIONS_PATH would make the install a no-op.
+export ANSIBLE_COLLECTIONS_PATH="$work/collections"
+ansible-galaxy collection install --offline --force -p "$work/collections" "$tarball" >/dev/null
+[ -f "$work/collections/ansible_collections/homelab/jellyfin_hardening/playbooks/site.yml" ] || { echo "install put nothing in $work/collections" >&2; exit 1; }
 
 mkdir -p "$work/user"
 cat >"$work/user/inventory.yml" <<'INV'
@@ -52,7 +55,6 @@ for _ in $(seq 1 50); do [ -s "$work/port" ] && break; sleep 0.1; done
 url="http://127.0.0.1:$(cat "$work/port")"
 
 cd "$work/user"
-export ANSIBLE_COLLECTIONS_PATH="$work/collections"
 ansible-playbook -i inventory.yml site.yml -e jellyfin_hardening_jellyfin_url="$url" >"$work/run.log" 2>&1 || { cat "$work/run.log" >&2; exit 1; }
 grep -q "Jellyfin 10.11.11" "$work/run.log" || { echo "the play did not report the stand-in" >&2; cat "$work/run.log" >&2; exit 1; }
 ansible-playbook -i inventory.yml homelab.jellyfin_hardening.site -e jellyfin_hardening_jellyfin_url="$url" >"$work/run2.log" 2>&1 || { cat "$work/run2.log" >&2; exit 1; }
