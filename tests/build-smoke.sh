@@ -35,6 +35,16 @@ INV
 cat >"$work/user/site.yml" <<'PLAY'
 - name: A user's own site.yml importing the collection's
   ansible.builtin.import_playbook: homelab.jellyfin_hardening.site
+
+- name: A module of the collection by its FQCN (read-only)
+  hosts: jellyfin
+  gather_facts: false
+  tasks:
+    - name: Read the firewall facts
+      homelab.jellyfin_hardening.netfilter_facts:
+    - name: Show them
+      ansible.builtin.assert:
+        that: ansible_facts.jellyfin_hardening_netfilter.table.exists in [true, false]
 PLAY
 # A stand-in Jellyfin on loopback for the play to find.
 cat >"$work/standin.json" <<JSON

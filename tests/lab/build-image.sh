@@ -35,6 +35,8 @@ debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" >"$workdi
 
 # Trim what a container never needs, and keep units that fight a container runtime from starting.
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+# Empty package lists must look stale, or apt tasks with cache_valid_time would skip the update.
+touch -d "2000-01-01" "$rootfs/var/lib/apt/lists"
 for unit in systemd-remount-fs.service systemd-udevd.service systemd-udev-trigger.service \
             getty@tty1.service console-getty.service systemd-firstboot.service \
             systemd-modules-load.service; do

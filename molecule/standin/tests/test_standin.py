@@ -18,7 +18,7 @@ NETWORK_XML = """<?xml version="1.0" encoding="utf-8"?>
 
 
 def ipv4(host):
-    out = host.check_output("ip -4 -o addr show scope global")
+    out = host.check_output("ip -4 -o addr show dev eth0")
     return re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out).group(1)
 
 

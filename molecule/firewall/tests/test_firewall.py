@@ -1,0 +1,178 @@
+"""The firewall model, proven with real nftables, a real dockerd and clients in other containers."""
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+import testinfra
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+SCENARIO = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
+EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+HOST = testinfra.get_host("ansible://fw-jellyfin", ansible_inventory=INVENTORY)
+CLIENT_A = testinfra.get_host("ansible://fw-client-a", ansible_inventory=INVENTORY)
+CLIENT_B = testinfra.get_host("ansible://fw-client-b", ansible_inventory=INVENTORY)
+TABLE = "inet jellyfin_hardening"
+TEST_SETS = ("test_block_v4", "test_ban_v4", "test_allow_v4", "test_vpn_v4", "test_lan_v4")
+PORTS = (8096, 8097)  # native Jellyfin, Docker-published Jellyfin
+
+
+_ADDRESSES = {}
+
+
+def ipv4(host):
+    """eth0's address, read once per host (forget() after a restart)."""
+    if host not in _ADDRESSES:
+        _ADDRESSES[host] = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", host.check_output("ip -4 -o addr show dev eth0")).group(1)
+    return _ADDRESSES[host]
+
+
+def gateway():
+    return HOST.check_output("ip -4 route show default").split()[2]
+
+
+def status(client, port, timeout=2):
+    """HTTP status of /System/Info/Public through the port, or None when no answer came."""
+    out = client.check_output("jfclient get http://%s:%d --timeout %s" % (ipv4(HOST), port, timeout))
+    return json.loads(out)["status"]
+
+
+def tcp_open(client, port, timeout=2):
+    code = ("import socket,sys; s=socket.socket(); s.settimeout(%s); "
+            "sys.exit(0 if s.connect_ex(('%s', %d)) == 0 else 1)") % (timeout, ipv4(HOST), port)
+    return client.run("python3 -c \"%s\"" % code).rc == 0
+
+
+def add(set_name, element):
+    HOST.run_expect([0], "nft add element %s %s { %s }" % (TABLE, set_name, element))
+
+
+def elements(set_name):
+    data = json.loads(HOST.check_output("nft -j list set %s %s" % (TABLE, set_name)))
+    found = []
+    for obj in data["nftables"]:
+        for elem in obj.get("set", {}).get("elem", []):
+            found.append("%s/%s" % (elem["prefix"]["addr"], elem["prefix"]["len"]) if isinstance(elem, dict) else elem)
+    return sorted(found)
+
+
+@pytest.fixture(autouse=True)
+def empty_test_sets():
+    for name in TEST_SETS:
+        HOST.run_expect([0], "nft flush set %s %s" % (TABLE, name))
+    yield
+    for name in TEST_SETS:
+        HOST.run("nft flush set %s %s" % (TABLE, name))
+
+
+def test_prerouting_order_is_the_documented_one():
+    rules = json.loads(HOST.check_output("nft -j list chain %s prerouting" % TABLE))["nftables"]
+    text = [json.dumps(obj["rule"]["expr"]) for obj in rules if "rule" in obj]
+
+    def index(fragment):
+        return next(i for i, rule in enumerate(text) if fragment in rule)
+
+    order = [index('"@mgmt_v4"'), index('"target": "blocklist"'), index('"target": "bans"'),
+             index('"established"'), index('"target": "restrict_allow"'), index('"target": "restrict_deny"')]
+    assert order == sorted(order), text
+    chain = [obj["chain"] for obj in rules if "chain" in obj][0]
+    assert (chain["hook"], chain["prio"]) == ("prerouting", -150)
+
+
+@pytest.mark.parametrize("port", PORTS)
+def test_each_client_class_gets_the_answer_the_order_says(port):
+    a, b = ipv4(CLIENT_A), ipv4(CLIENT_B)
+    assert status(CLIENT_A, port) is None, "unknown address reached Jellyfin while a restriction is active"
+    for allow_set in ("test_allow_v4", "test_vpn_v4", "test_lan_v4"):
+        HOST.run_expect([0], "nft flush set %s test_allow_v4; nft flush set %s test_vpn_v4; nft flush set %s test_lan_v4" % ((TABLE,) * 3))
+        add(allow_set, a)
+        assert status(CLIENT_A, port) == 200, allow_set
+    add("test_allow_v4", b)
+    add("test_ban_v4", a)
+    assert status(CLIENT_A, port) is None, "a banned address got through its allow entry"
+    assert status(CLIENT_B, port) == 200, "another client lost access when one was banned"
+    HOST.run_expect([0], "nft flush set %s test_ban_v4" % TABLE)
+    add("test_block_v4", a)
+    assert status(CLIENT_A, port) is None, "a blocklisted address got through its allow entry"
+    assert status(CLIENT_B, port) == 200
+
+
+def test_blocklist_on_every_port_cuts_ssh_for_others_but_not_the_management_path(tmp_path):
+    b = ipv4(CLIENT_B)
+    assert tcp_open(CLIENT_B, 22)
+    add("test_block_v4", b)
+    add("test_block_v4", gateway())
+    assert not tcp_open(CLIENT_B, 22), "the test blocklist does not cover SSH: the management test below would prove nothing"
+
+    inventory = tmp_path / "ssh-inventory.yml"
+    inventory.write_text(json.dumps({"jellyfin": {"hosts": {"fw-jellyfin": {
+        "ansible_host": ipv4(HOST), "ansible_user": "root", "ansible_connection": "ssh",
+        "ansible_ssh_private_key_file": os.path.join(EPHEMERAL, "lab_ssh_key"),
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}}}}))
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
+    for run in (1, 2):
+        proc = subprocess.run(["ansible-playbook", "-i", str(inventory), os.path.join(SCENARIO, "converge.yml")],
+                              env=env, capture_output=True, text=True, timeout=900, check=False)
+        assert proc.returncode == 0, "converge %d over SSH failed: %s %s" % (run, proc.stdout[-3000:], proc.stderr[-3000:])
+        stats = json.loads(proc.stdout)["stats"]["fw-jellyfin"]
+        assert stats["unreachable"] == 0 and stats["failures"] == 0
+        if run == 2:
+            assert stats["changed"] == 0, "second converge over SSH changed something"
+    assert gateway() + "/32" in elements("test_block_v4") or gateway() in elements("test_block_v4")
+
+
+def run_guard(extra_vars):
+    return subprocess.run(["ansible-playbook", "-i", INVENTORY, os.path.join(SCENARIO, "guard.yml"), "-e", json.dumps(extra_vars)],
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_no_management_path_fails_before_anything_is_touched():
+    before = HOST.check_output("sha256sum /etc/jellyfin-hardening/firewall/base.nft; nft list chain %s prerouting" % TABLE)
+    proc = run_guard({"firewall_management_sources": [], "firewall_jellyfin_ports": [8096, 8097]})
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "No management path" in output and "firewall_management_sources" in output, output[-3000:]
+    bad = run_guard({"firewall_management_sources": ["10.0.0.300"], "firewall_jellyfin_ports": [8096, 8097]})
+    assert bad.returncode != 0 and "10.0.0.300" in bad.stdout + bad.stderr
+    assert HOST.check_output("sha256sum /etc/jellyfin-hardening/firewall/base.nft; nft list chain %s prerouting" % TABLE) == before
+
+
+def filled_sets():
+    add("test_block_v4", "203.0.113.0/24")
+    add("test_ban_v4", "198.51.100.7")
+    add("test_allow_v4", ipv4(CLIENT_A))
+    add("test_lan_v4", "192.0.2.0/25")
+    return {name: elements(name) for name in TEST_SETS}
+
+
+def wait_for(host, command, attempts=60):
+    for _attempt in range(attempts):
+        if host.run(command).rc == 0:
+            return
+        time.sleep(1)
+    raise AssertionError("timed out waiting for: " + command)
+
+
+def test_table_and_sets_survive_nftables_restart_and_reload():
+    expected = filled_sets()
+    HOST.run_expect([0], "systemctl restart nftables.service")
+    assert {name: elements(name) for name in TEST_SETS} == expected
+    HOST.run_expect([0], "systemctl reload nftables.service")
+    wait_for(HOST, "nft list set %s test_ban_v4 | grep -q 198.51.100.7" % TABLE, attempts=10)
+    assert {name: elements(name) for name in TEST_SETS} == expected
+
+
+def test_table_and_sets_survive_a_reboot():
+    expected = filled_sets()
+    subprocess.run(["podman", "restart", "fw-jellyfin"], check=True, capture_output=True, timeout=300)
+    _ADDRESSES.clear()
+    wait_for(HOST, "systemctl is-active jellyfin-hardening-firewall.service")
+    assert {name: elements(name) for name in TEST_SETS} == expected
+    wait_for(HOST, "python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:8097/health', timeout=2)\"")
+    wait_for(HOST, "systemctl is-active jellyfin")
+    for port in PORTS:
+        assert status(CLIENT_A, port) == 200
+        assert status(CLIENT_B, port) is None
