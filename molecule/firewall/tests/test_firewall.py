@@ -137,6 +137,8 @@ def test_no_management_path_fails_before_anything_is_touched():
     assert "No management path" in output and "firewall_management_sources" in output, output[-3000:]
     bad = run_guard({"firewall_management_sources": ["10.0.0.300"], "firewall_jellyfin_ports": [8096, 8097]})
     assert bad.returncode != 0 and "10.0.0.300" in bad.stdout + bad.stderr
+    no_ports = run_guard({"firewall_management_sources": ["192.0.2.1"], "firewall_jellyfin_ports": []})
+    assert no_ports.returncode != 0 and "firewall_jellyfin_ports needs at least one port" in no_ports.stdout + no_ports.stderr
     assert HOST.check_output("sha256sum /etc/jellyfin-hardening/firewall/base.nft; nft list chain %s prerouting" % TABLE) == before
 
 
