@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: homelab.jellyfin_hardening contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Loading the collection's table and carrying its set elements across reboots and nftables restarts.
+"""Loading the firewall model into the kernel and carrying its set elements across reboots and restarts.
 
 Run on the host by jellyfin-hardening-firewall.service (through the CLI the firewall role installs)
 and by the layer modules after they change a set, so the snapshot is always the last state in force.
@@ -13,42 +13,107 @@ __metaclass__ = type
 
 import json
 import os
+import shutil
+import tempfile
 
-from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import nft
+from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import firewall_model, ipt, nft
 
-MAIN_RULESET = "/etc/jellyfin-hardening/firewall/main.nft"
+CONF_DIR = "/etc/jellyfin-hardening/firewall"
 SNAPSHOT = "/var/lib/jellyfin-hardening/firewall-sets.json"
-# Sets the base ruleset fills itself on every load: never restored from a snapshot.
-STATIC_SETS = ("mgmt_v4", "mgmt_v6", "mgmt_ports", "jellyfin_ports")
+# Sets the base fills itself on every load: never restored from a snapshot.
+STATIC_SETS = ("mgmt_v4", "mgmt_v6", "mgmt_ports", "jellyfin_ports", "jfh_mgmt_v4", "jfh_mgmt_v6")
 
 
-def load(main=MAIN_RULESET, snapshot=SNAPSHOT, **kwargs):
-    """Check and load the ruleset in one transaction; refill the sets when the table had been wiped.
+def _snapshot(snapshot):
+    if not os.path.exists(snapshot):
+        return {}
+    with open(snapshot) as handle:
+        return {k: v for k, v in json.load(handle).items() if k not in STATIC_SETS}
 
-    The ruleset uses `add set` and `flush chain`, so a reload keeps the elements of every set. Only when
-    the table was gone (boot, or `flush ruleset` by nftables.service) are the elements put back from the
-    snapshot. Returns a short report.
+
+def check(conf_dir=CONF_DIR, replace=None, **kwargs):
+    """Validate the model (with a candidate file swapped in) and test its ruleset against the kernel."""
+    base, layers = firewall_model.read(conf_dir, replace)
+    if base["backend"] == "nftables":
+        nft.check_ruleset(firewall_model.render_nft(base, layers, _nft_sets(**kwargs)), **kwargs)
+    # The iptables text refers to ipsets that may not exist yet: load() tests it once they do.
+    return "model of %d layers is valid for %s" % (len(layers), base["backend"])
+
+
+def _nft_sets(**kwargs):
+    return nft.sets_of(nft.list_table(**kwargs)) if shutil.which("nft") else {}
+
+
+def load(conf_dir=CONF_DIR, snapshot=SNAPSHOT, **kwargs):
+    """Check and load the model; refill sets that were missing (boot, `flush ruleset`) from the snapshot.
+
+    Set elements that are in the kernel are never touched by a load: a reload keeps every ban and
+    every block list entry. Returns a short report.
     """
-    existed = nft.list_table(**kwargs) is not None
-    with open(main) as handle:
-        nft.apply_ruleset(handle.read(), **kwargs)
-    restored = 0
-    if not existed and os.path.exists(snapshot):
-        with open(snapshot) as handle:
-            saved = {k: v for k, v in json.load(handle).items() if k not in STATIC_SETS}
-        commands = nft.restore_commands(saved, nft.sets_of(nft.list_table(**kwargs)))
-        if commands:
-            nft.apply_ruleset(commands, **kwargs)
-            restored = sum(len(v["elements"]) for v in saved.values())
-    save(snapshot, **kwargs)
-    return "table %s; %d elements restored from %s" % ("reloaded" if existed else "created", restored, snapshot) if restored else \
-        "table %s" % ("reloaded" if existed else "created")
+    base, layers = firewall_model.read(conf_dir)
+    saved = _snapshot(snapshot)
+    if base["backend"] == "nftables":
+        report = _load_nft(base, layers, saved, **kwargs)
+        if shutil.which("iptables") and shutil.which("ipset") and ipt.remove_all(**kwargs):
+            report += "; ipset backend removed"
+    else:
+        report = _load_ipset(base, layers, saved, **kwargs)
+        if shutil.which("nft") and nft.list_table(**kwargs) is not None:
+            nft.run_nft(["delete", "table", nft.TABLE_FAMILY, nft.TABLE_NAME], **kwargs)
+            report += "; nftables table removed"
+    save(snapshot, backend=base["backend"], **kwargs)
+    return report
 
 
-def save(snapshot=SNAPSHOT, **kwargs):
-    """Snapshot the elements of every set; a missing table leaves the last snapshot alone."""
+def _load_nft(base, layers, saved, **kwargs):
+    existing = _nft_sets(**kwargs)
+    nft.apply_ruleset(firewall_model.render_nft(base, layers, existing), **kwargs)
+    now = nft.sets_of(nft.list_table(**kwargs))
+    missing = {k: v for k, v in saved.items() if k not in existing}
+    commands = nft.restore_commands(missing, now)
+    if commands:
+        nft.apply_ruleset(commands, **kwargs)
+    return _report("table " + ("reloaded" if existing else "created"), missing, now)
+
+
+def _load_ipset(base, layers, saved, **kwargs):
+    existing = ipt.ipset_sets(**kwargs)
+    ipt.ipset_restore(firewall_model.render_ipset(base, layers), **kwargs)
+    now = ipt.ipset_sets(**kwargs)
+    missing = {k: v for k, v in saved.items() if k not in existing}
+    ipt.ipset_restore(ipt.restore_commands(missing, now), **kwargs)
+    rules = {suffix: firewall_model.render_iptables(base, layers, suffix) for suffix in ipt.TOOLS}
+    for suffix, text in sorted(rules.items()):
+        ipt.iptables_restore(text, suffix, test=True, **kwargs)
+    for suffix, text in sorted(rules.items()):
+        ipt.iptables_restore(text, suffix, **kwargs)
+        for parent, target in ipt.HOOKS:
+            ipt.ensure_first_jump(suffix, parent, target, **kwargs)
+    stale = set(now) - firewall_model.wanted_ipsets(layers)
+    for name in sorted(stale):
+        ipt.run(["ipset", "destroy", name], **kwargs)
+    return _report("chains loaded", missing, now)
+
+
+def _report(head, missing, now):
+    restored = sum(len(v["elements"]) for k, v in missing.items() if k in now and now[k]["type"] == v["type"])
+    return head + ("; %d elements restored from the snapshot" % restored if restored else "")
+
+
+def save(snapshot=SNAPSHOT, backend=None, conf_dir=CONF_DIR, **kwargs):
+    """Snapshot the elements of every set; with no table or sets in the kernel, the last snapshot stays."""
+    if backend is None:
+        backend = firewall_model.read(conf_dir)[0]["backend"]
+    sets = ipt.ipset_sets(**kwargs) if backend == "ipset" else (
+        nft.sets_of(nft.list_table(**kwargs)) if nft.list_table(**kwargs) is not None else None)
+    if not sets:
+        return "nothing in the kernel: snapshot left as it was"
     directory = os.path.dirname(snapshot)
     if directory and not os.path.isdir(directory):
         os.makedirs(directory, 0o700)
-    count = nft.save_sets(snapshot, **kwargs)
-    return "no table: snapshot left as it was" if count is None else "saved %d sets to %s" % (count, snapshot)
+    # A private temporary file per writer: fail2ban's ban action saves too, possibly at the same moment.
+    fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=".firewall-sets.")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(sets, handle, indent=1, sort_keys=True)
+    os.replace(tmp, snapshot)
+    return "saved %d sets to %s" % (len(sets), snapshot)

@@ -8,7 +8,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
 import subprocess
 
 TABLE_FAMILY = "inet"
@@ -87,23 +86,6 @@ def elements_command(set_name, elements, verb="add", family=TABLE_FAMILY, table=
     if not elements:
         return ""
     return "%s element %s %s %s { %s }\n" % (verb, family, table, set_name, ", ".join(elements))
-
-
-def save_sets(path, family=TABLE_FAMILY, table=TABLE_NAME, **kwargs):
-    """Write the elements of every set in the table to path (atomically); returns the set count.
-
-    Nothing is written when the table is missing, so a snapshot is never replaced by an empty one.
-    """
-    objects = list_table(family, table, **kwargs)
-    if objects is None:
-        return None
-    sets = sets_of(objects)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(sets, handle, indent=1, sort_keys=True)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    return len(sets)
 
 
 def restore_commands(snapshot, existing_sets, family=TABLE_FAMILY, table=TABLE_NAME):

@@ -1,4 +1,9 @@
-"""jellyfin-hardening-firewall load|save: load the table and refill its sets, or snapshot them.
+"""jellyfin-hardening-firewall: load the firewall model into the kernel, snapshot its sets, or check it.
+
+    load                      check and load; refill sets that were missing from the snapshot
+    save                      snapshot the elements of every set
+    check [--base FILE]       validate the model, with a candidate base or layer file swapped in
+          [--layer NAME FILE|-]   (`-` checks the model without that layer)
 
 Runs the collection's own module_utils (installed beside it by the firewall role): the same code the
 modules use.
@@ -7,17 +12,28 @@ import sys
 
 sys.path.insert(0, "/usr/local/lib/jellyfin-hardening")
 
-from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import firewall_state, nft  # noqa: E402
+from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import (  # noqa: E402
+    firewall_model, firewall_state, ipt, nft)
 
 
 def main(argv):
-    if len(argv) != 2 or argv[1] not in ("load", "save"):
-        sys.stderr.write("usage: jellyfin-hardening-firewall load|save\n")
-        return 2
+    args = argv[1:]
     try:
-        report = firewall_state.load() if argv[1] == "load" else firewall_state.save()
-    except (nft.NftError, OSError, ValueError) as err:
-        sys.stderr.write("jellyfin-hardening-firewall %s failed: %s\n" % (argv[1], err))
+        if args == ["load"]:
+            report = firewall_state.load()
+        elif args == ["save"]:
+            report = firewall_state.save()
+        elif args[:1] == ["check"] and len(args) == 3 and args[1] == "--base":
+            report = firewall_state.check(replace={"base": args[2]})
+        elif args[:1] == ["check"] and len(args) == 4 and args[1] == "--layer":
+            report = firewall_state.check(replace={args[2]: None if args[3] == "-" else args[3]})
+        elif args == ["check"]:
+            report = firewall_state.check()
+        else:
+            sys.stderr.write(__doc__)
+            return 2
+    except (firewall_model.ModelError, nft.NftError, ipt.IptError, OSError, ValueError) as err:
+        sys.stderr.write("jellyfin-hardening-firewall %s failed: %s\n" % (" ".join(args), err))
         return 1
     print(report)
     return 0

@@ -1,7 +1,5 @@
 """The logic around nft; the real nft is exercised in the Molecule scenarios."""
 
-import json
-
 import pytest
 
 from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import nft
@@ -36,20 +34,6 @@ def test_restore_commands_skip_sets_that_are_gone_or_changed_type():
 
 def test_elements_command_is_empty_for_no_elements():
     assert nft.elements_command("x", []) == ""
-
-
-def test_save_sets_writes_0600_and_leaves_snapshot_when_table_is_missing(tmp_path, monkeypatch):
-    path = str(tmp_path / "sets.json")
-    monkeypatch.setattr(nft, "run_nft", lambda args, **kw: json.dumps(LISTING))
-    assert nft.save_sets(path) == 3
-    assert json.load(open(path))["block_v4"]["elements"][0] == "203.0.113.0/24"
-    assert (tmp_path / "sets.json").stat().st_mode & 0o777 == 0o600
-
-    def missing(args, **kw):
-        raise nft.NftError("nft -j list table failed (exit 1): Error: No such file or directory")
-    monkeypatch.setattr(nft, "run_nft", missing)
-    assert nft.save_sets(path) is None
-    assert json.load(open(path))["ban_v4"]["elements"] == ["192.0.2.50"]
 
 
 def test_run_nft_reports_missing_binary_and_failure():
