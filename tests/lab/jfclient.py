@@ -30,6 +30,7 @@ def main(argv=None):
     parser.add_argument("action", choices=("login", "get"))
     parser.add_argument("base_url", help="for example http://jellyfin:8096")
     parser.add_argument("--user", default="")
+    parser.add_argument("--user-json", help="the user name as a JSON string (for names with newlines or quotes)")
     parser.add_argument("--password", default="")
     parser.add_argument("--path", default="/System/Info/Public")
     parser.add_argument("--token")
@@ -41,6 +42,8 @@ def main(argv=None):
     if not 1 <= args.count <= MAX_REQUESTS:
         parser.error("--count must be between 1 and %d, got %d" % (MAX_REQUESTS, args.count))
 
+    if args.user_json is not None:
+        args.user = json.loads(args.user_json)
     headers = {"Authorization": CLIENT_HEADER.format(device=args.device)}
     if args.token:
         headers["Authorization"] += ', Token="%s"' % args.token

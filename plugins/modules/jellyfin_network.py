@@ -1,0 +1,125 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: homelab.jellyfin_hardening contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: jellyfin_network
+short_description: Set KnownProxies and LocalNetworkSubnets in Jellyfin's network.xml
+version_added: 0.1.0
+description:
+  - Sets the C(KnownProxies) array of Jellyfin's C(network.xml), so that Jellyfin 10.10.7 and later logs the
+    client's address from C(X-Forwarded-For) instead of the reverse proxy's, and optionally C(LocalNetworkSubnets).
+  - Every other element of the file is kept. Jellyfin reads the file at start, so restart it when this module
+    reports a change (the fail2ban and reverse_proxy roles do that in a handler).
+author:
+  - homelab.jellyfin_hardening maintainers (@homelab)
+options:
+  path:
+    description:
+      - Path of network.xml - C(/etc/jellyfin/network.xml) for the Debian package, C(<config>/config/network.xml)
+        for the Docker image. Created with only the managed arrays when it does not exist.
+    type: path
+    required: true
+  known_proxies:
+    description: Addresses or CIDRs of the reverse proxies in front of Jellyfin, in this order. Omit to leave the array alone.
+    type: list
+    elements: str
+  local_network_subnets:
+    description: CIDRs Jellyfin treats as the local network (the LAN, a VPN). Omit to leave the array alone.
+    type: list
+    elements: str
+attributes:
+  check_mode:
+    description: Reports what would change without writing.
+    support: full
+  diff_mode:
+    description: Shows the file before and after.
+    support: full
+notes:
+  - Writes the file atomically, keeping its owner, group and mode.
+"""
+
+EXAMPLES = r"""
+- name: Let Jellyfin see the client's address behind nginx on the same host
+  homelab.jellyfin_hardening.jellyfin_network:
+    path: /etc/jellyfin/network.xml
+    known_proxies: [127.0.0.1, "::1"]
+  notify: Restart Jellyfin
+"""
+
+RETURN = r"""
+known_proxies:
+  description: The KnownProxies array after the run.
+  returned: always
+  type: list
+  elements: str
+  sample: ["127.0.0.1"]
+local_network_subnets:
+  description: The LocalNetworkSubnets array after the run.
+  returned: always
+  type: list
+  elements: str
+  sample: ["192.168.1.0/24"]
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import addresses, jellyfin_config
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            known_proxies=dict(type="list", elements="str"),
+            local_network_subnets=dict(type="list", elements="str"),
+        ),
+        supports_check_mode=True,
+    )
+    path = module.params["path"]
+    wanted = {}
+    try:
+        for option, array in (("known_proxies", "KnownProxies"), ("local_network_subnets", "LocalNetworkSubnets")):
+            if module.params[option] is not None:
+                # Validated, but written as the user gave them: Jellyfin accepts addresses and CIDRs.
+                addresses.parse_networks(module.params[option], option + " entry")
+                wanted[array] = [value.strip() for value in module.params[option]]
+    except addresses.AddressError as err:
+        module.fail_json(msg=to_native(err))
+    before = ""
+    if os.path.exists(path):
+        with open(path) as handle:
+            before = handle.read()
+    try:
+        root = jellyfin_config.parse(before, path)
+    except jellyfin_config.ConfigError as err:
+        module.fail_json(msg=to_native(err))
+    changed = False
+    for array, values in wanted.items():
+        changed = jellyfin_config.set_array(root, array, values) or changed
+    after = jellyfin_config.render(root) if changed else before
+    result = dict(changed=changed, known_proxies=jellyfin_config.get_array(root, "KnownProxies"),
+                  local_network_subnets=jellyfin_config.get_array(root, "LocalNetworkSubnets"))
+    if changed and module._diff:
+        result["diff"] = dict(before=before, after=after, before_header=path, after_header=path)
+    if changed and not module.check_mode:
+        directory = os.path.dirname(path) or "."
+        if not os.path.isdir(directory):
+            module.fail_json(msg="the directory of %s does not exist: is Jellyfin installed at that path?" % path)
+        tmp = os.path.join(directory, ".network.xml.jellyfin-hardening")
+        with open(tmp, "w") as handle:
+            handle.write(after)
+        module.atomic_move(tmp, path)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
