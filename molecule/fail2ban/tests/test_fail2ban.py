@@ -38,6 +38,10 @@ def addr(host):
 
 
 def banned(host, set_name="f2b_jellyfin_v4"):
+    """Addresses in a ban set, read from the kernel: f2b-docker runs the firewall's ipset backend."""
+    if host == DOCKER:
+        out = host.check_output("ipset save jfh_%s" % set_name)
+        return sorted(line.split()[2] for line in out.splitlines() if line.startswith("add "))
     data = json.loads(host.check_output("nft -j list set %s %s" % (TABLE, set_name)))
     return sorted(e for obj in data["nftables"] for e in obj.get("set", {}).get("elem", []))
 
@@ -114,6 +118,7 @@ def test_behind_nginx_the_client_is_banned_never_the_proxy():
 
 
 def test_docker_published_port_is_banned():
+    assert DOCKER.check_output("iptables -S DOCKER-USER").splitlines()[1] == "-A DOCKER-USER -j JFH-FORWARD"
     assert fail_logins(ATTACKER, DOCKER, 8097, MAXRETRY) == [401] * MAXRETRY
     wait_for(lambda: addr(ATTACKER) in banned(DOCKER), "the ban on the Docker host")
     assert not tcp_open(ATTACKER, DOCKER, 8097), "the ban did not cover the Docker-published port"
