@@ -104,8 +104,8 @@ def save(snapshot=SNAPSHOT, backend=None, conf_dir=CONF_DIR, **kwargs):
     """Snapshot the elements of every set; with no table or sets in the kernel, the last snapshot stays."""
     if backend is None:
         backend = firewall_model.read(conf_dir)[0]["backend"]
-    sets = ipt.ipset_sets(**kwargs) if backend == "ipset" else (
-        nft.sets_of(nft.list_table(**kwargs)) if nft.list_table(**kwargs) is not None else None)
+    # One listing: fail2ban's ban action runs this on every ban. A missing table lists as no sets.
+    sets = ipt.ipset_sets(**kwargs) if backend == "ipset" else nft.sets_of(nft.list_table(**kwargs))
     if not sets:
         return "nothing in the kernel: snapshot left as it was"
     directory = os.path.dirname(snapshot)
