@@ -81,7 +81,10 @@ def check_layer(name, layer):
     for item in layer.get("sets", []):
         if not isinstance(item, dict) or not SET_NAME.match(str(item.get("name", ""))) or item["name"] in BASE_SETS:
             raise ModelError("layer %s: set %r needs a name of 1-24 lowercase letters, digits or '_'" % (name, item))
-        sets.append({"name": item["name"], "interval": bool(item.get("interval", True))})
+        # snapshot: false for sets their layer refills itself at boot (block lists, from their cache):
+        # the snapshot fail2ban's ban action writes stays small.
+        sets.append({"name": item["name"], "interval": bool(item.get("interval", True)),
+                     "snapshot": bool(item.get("snapshot", True))})
     declared = [s["name"] for s in sets]
     if len(set(declared)) != len(declared):
         raise ModelError("layer %s declares a set twice: %s" % (name, declared))
@@ -199,8 +202,12 @@ def render_nft(base, layers, existing_sets=()):
 
 # ---- ipset and iptables --------------------------------------------------------------------------
 
-def render_ipset(base, layers):
-    """`ipset restore` input: every set created (kept if it exists), the management sets refilled."""
+def render_ipset(base, layers, existing=()):
+    """`ipset restore` input: missing sets created, the management sets refilled.
+
+    A set that exists is left alone: a block list swaps in sets sized to fit, and `create -exist`
+    refuses a set whose size differs.
+    """
     lines = []
     for fam in FAMILIES:
         name = set_names("mgmt", "ipset")[fam["suffix"]]
@@ -209,8 +216,15 @@ def render_ipset(base, layers):
         lines += ["add %s %s" % (name, net) for net in base["mgmt_" + fam["suffix"]]]
     for item in declared_sets(layers).values():
         for fam in FAMILIES:
-            lines.append("create %s hash:net family %s -exist" % (set_names(item["name"], "ipset")[fam["suffix"]], fam["ipset_family"]))
+            name = set_names(item["name"], "ipset")[fam["suffix"]]
+            if name not in existing:
+                lines.append("create %s hash:net family %s" % (name, fam["ipset_family"]))
     return "\n".join(lines) + "\n"
+
+
+def snapshot_sets(layers, backend):
+    """Kernel names of the sets the firewall snapshot carries across reboots."""
+    return sorted(n for s in declared_sets(layers).values() if s["snapshot"] for n in set_names(s["name"], backend).values())
 
 
 def wanted_ipsets(layers):

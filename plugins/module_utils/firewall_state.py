@@ -61,7 +61,7 @@ def load(conf_dir=CONF_DIR, snapshot=SNAPSHOT, **kwargs):
         if shutil.which("nft") and nft.list_table(**kwargs) is not None:
             nft.run_nft(["delete", "table", nft.TABLE_FAMILY, nft.TABLE_NAME], **kwargs)
             report += "; nftables table removed"
-    save(snapshot, backend=base["backend"], **kwargs)
+    save(snapshot, model=(base, layers), **kwargs)
     return report
 
 
@@ -78,7 +78,7 @@ def _load_nft(base, layers, saved, **kwargs):
 
 def _load_ipset(base, layers, saved, **kwargs):
     existing = ipt.ipset_sets(**kwargs)
-    ipt.ipset_restore(firewall_model.render_ipset(base, layers), **kwargs)
+    ipt.ipset_restore(firewall_model.render_ipset(base, layers, existing), **kwargs)
     now = ipt.ipset_sets(**kwargs)
     missing = {k: v for k, v in saved.items() if k not in existing}
     ipt.ipset_restore(ipt.restore_commands(missing, now), **kwargs)
@@ -100,14 +100,20 @@ def _report(head, missing, now):
     return head + ("; %d elements restored from the snapshot" % restored if restored else "")
 
 
-def save(snapshot=SNAPSHOT, backend=None, conf_dir=CONF_DIR, **kwargs):
-    """Snapshot the elements of every set; with no table or sets in the kernel, the last snapshot stays."""
-    if backend is None:
-        backend = firewall_model.read(conf_dir)[0]["backend"]
-    # One listing: fail2ban's ban action runs this on every ban. A missing table lists as no sets.
-    sets = ipt.ipset_sets(**kwargs) if backend == "ipset" else nft.sets_of(nft.list_table(**kwargs))
+def save(snapshot=SNAPSHOT, conf_dir=CONF_DIR, model=None, **kwargs):
+    """Snapshot the elements of the sets that carry across reboots; sets not in the kernel keep their last copy."""
+    base, layers = model or firewall_model.read(conf_dir)
+    # Set by set: fail2ban's ban action runs this on every ban, and a block list's 100,000 entries
+    # (refilled from its own cache at boot) must not be listed each time.
+    sets = {}
+    for name in firewall_model.snapshot_sets(layers, base["backend"]):
+        sets.update(ipt.ipset_sets(name, **kwargs) if base["backend"] == "ipset" else nft.sets_of(nft.list_set(name, **kwargs)))
     if not sets:
-        return "nothing in the kernel: snapshot left as it was"
+        return "no set to snapshot in the kernel: snapshot left as it was"
+    previous = _snapshot(snapshot)
+    for name in set(firewall_model.snapshot_sets(layers, base["backend"])) - set(sets):
+        if name in previous:
+            sets[name] = previous[name]
     directory = os.path.dirname(snapshot)
     if directory and not os.path.isdir(directory):
         os.makedirs(directory, 0o700)

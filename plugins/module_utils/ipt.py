@@ -34,10 +34,11 @@ def run(cmd, stdin=None, timeout=DEFAULT_TIMEOUT, ok_codes=(0,)):
     return proc
 
 
-def ipset_sets(**kwargs):
-    """{name: {"type": "hash:net inet", "elements": [...]}} for the collection's ipsets (from `ipset save`)."""
+def ipset_sets(name=None, **kwargs):
+    """{name: {"type": "hash:net inet", "elements": [...]}} for the collection's ipsets, or for one (from `ipset save`)."""
     sets = {}
-    for line in run(["ipset", "save"], **kwargs).stdout.splitlines():
+    proc = run(["ipset", "save"] + ([name] if name else []), ok_codes=(0, 1) if name else (0,), **kwargs)
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
         words = line.split()
         if len(words) < 3 or not words[1].startswith(SET_PREFIX):
             continue

@@ -44,15 +44,20 @@ def apply_ruleset(text, **kwargs):
     run_nft(["-f", "-"], stdin=text, **kwargs)
 
 
-def list_table(family=TABLE_FAMILY, table=TABLE_NAME, **kwargs):
-    """The table as nft's JSON objects, or None when the table does not exist."""
+def list_table(family=TABLE_FAMILY, table=TABLE_NAME, what=None, **kwargs):
+    """The table (or `what`) as nft's JSON objects, or None when the table does not exist."""
     try:
-        out = run_nft(["-j", "list", "table", family, table], **kwargs)
+        out = run_nft(["-j", "list"] + (what or ["table", family, table]), **kwargs)
     except NftError as err:
         if "No such file or directory" in str(err):
             return None
         raise
     return json.loads(out).get("nftables", [])
+
+
+def list_set(name, family=TABLE_FAMILY, table=TABLE_NAME, **kwargs):
+    """One set of the table as nft's JSON objects, or None when it does not exist."""
+    return list_table(family, table, what=["set", family, table, name], **kwargs)
 
 
 def _element_text(element):

@@ -59,9 +59,11 @@ def test_ipv6_rules_use_the_v6_sets():
     assert "jfh_bl_v6" in text and "jfh_mgmt_v6" in text and "_v4" not in text
 
 
-def test_ipset_creates_every_set_and_refills_only_management():
-    text = fm.render_ipset(*model({"backend": "ipset"}))
-    assert "create jfh_f2b_v6 hash:net family inet6 -exist" in text
+def test_ipset_creates_missing_sets_and_refills_only_management():
+    text = fm.render_ipset(*model({"backend": "ipset"}), existing={"jfh_f2b_v4": {}})
+    assert "create jfh_f2b_v6 hash:net family inet6\n" in text
+    # A set that exists keeps its size: `create -exist` would refuse one a block list swapped in.
+    assert "create jfh_f2b_v4 " not in text
     assert "flush jfh_mgmt_v4\nadd jfh_mgmt_v4 192.0.2.1/32" in text
     assert "flush jfh_f2b" not in text and "flush jfh_bl" not in text
 

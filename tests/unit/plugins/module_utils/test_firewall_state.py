@@ -20,6 +20,11 @@ def fixture_kernel(tmp_path, monkeypatch):
     """A fake nft kernel: whether the table exists, and every ruleset applied."""
     state = {"table": None, "applied": []}
     monkeypatch.setattr(nft, "list_table", lambda **kw: state["table"])
+
+    def list_set(name, **kw):
+        found = [o for o in state["table"] or [] if o["set"]["name"] == name]
+        return found or None
+    monkeypatch.setattr(nft, "list_set", list_set)
     monkeypatch.setattr(firewall_state.shutil, "which", lambda name: "/usr/sbin/" + name if name == "nft" else None)
 
     def apply(text, **kw):
@@ -57,12 +62,26 @@ def test_failed_check_stops_before_any_restore(kernel, monkeypatch):
 
 def test_snapshot_is_0600_and_never_replaced_by_nothing(kernel):
     path = kernel["paths"]["snapshot"]
-    assert firewall_state.save(path, backend="nftables").startswith("nothing in the kernel")
+    conf_dir = kernel["paths"]["conf_dir"]
+    assert firewall_state.save(path, conf_dir=conf_dir).startswith("no set to snapshot in the kernel")
     assert json.loads(open(path).read()) == SNAPSHOT
     kernel["table"] = LOADED
-    firewall_state.save(path, backend="nftables")
-    assert sorted(json.loads(open(path).read())) == ["block_v4", "block_v6", "mgmt_v4"]
+    firewall_state.save(path, conf_dir=conf_dir)
+    # The base's own sets are never carried: it refills them itself.
+    assert sorted(json.loads(open(path).read())) == ["block_v4", "block_v6"]
     assert oct(__import__("os").stat(path).st_mode & 0o777) == "0o600"
+
+
+def test_snapshot_skips_sets_their_layer_refills_and_keeps_copies_of_missing_ones(kernel, tmp_path):
+    (tmp_path / "layers.d" / "20-block.json").write_text(json.dumps(
+        {"sets": [{"name": "block", "snapshot": False}, {"name": "ban"}], "rules": [{"stage": "bans", "set": "ban"}]}))
+    kernel["table"] = LOADED + [{"set": {"name": "ban_v4", "type": "ipv4_addr", "elem": ["198.51.100.7"]}}]
+    path = kernel["paths"]["snapshot"]
+    (tmp_path / "sets.json").write_text(json.dumps({"ban_v6": {"type": "ipv6_addr", "elements": ["2001:db8::7"]}}))
+    firewall_state.save(path, conf_dir=kernel["paths"]["conf_dir"])
+    saved = json.loads(open(path).read())
+    assert sorted(saved) == ["ban_v4", "ban_v6"]
+    assert saved["ban_v4"]["elements"] == ["198.51.100.7"] and saved["ban_v6"]["elements"] == ["2001:db8::7"]
 
 
 def test_ipset_restore_lines_only_for_sets_of_the_same_type():
