@@ -141,7 +141,7 @@ def counting_table(name, port):
         lines.append("add chain inet lab_probe %s { type filter hook %s priority %d; policy accept; }" % (chain, hook, priority))
         for client in ("clean", "listed"):
             address = addr(CLEAN if client == "clean" else LISTED)
-            lines.append('add rule inet lab_probe %s ip saddr %s ct original proto-dst %d tcp flags & (syn | ack) == syn '
+            lines.append('add rule inet lab_probe %s ip saddr %s meta l4proto tcp ct original proto-dst %d tcp flags & (syn | ack) == syn '
                          'counter comment "%s"' % (chain, address, port, client))
     return "\n".join(lines) + "\n"
 
