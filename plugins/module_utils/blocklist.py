@@ -187,24 +187,13 @@ def read_sets(name, backend):
             result[family] = None
             continue
         if backend == "nftables":
-            try:
-                out = nft.run_nft(["-j", "list", "set", nft.TABLE_FAMILY, nft.TABLE_NAME, set_name])
-            except nft.NftError as err:
-                if "No such file or directory" not in str(err):
-                    raise
-                result[family] = None
-                continue
-            elements = nft.sets_of(json.loads(out)["nftables"]).get(set_name, {}).get("elements", [])
+            found = nft.sets_of(nft.list_set(set_name)).get(set_name)
+            # nft merges adjacent networks into ranges: bring them back to our CIDRs.
+            result[family] = entries.normalize(found["elements"], family) if found else None
         else:
-            proc = ipt.run(["ipset", "save", set_name], ok_codes=(0, 1))
-            if proc.returncode:
-                result[family] = None
-                continue
             # ipset keeps and lists exactly the CIDRs it was given, in our spelling: no normalizing needed.
-            result[family] = [line.split(None, 3)[2] for line in proc.stdout.splitlines() if line.startswith("add ")]
-            continue
-        # nft merges adjacent networks into ranges: bring them back to our CIDRs.
-        result[family] = entries.normalize(elements, family)
+            found = ipt.ipset_sets(set_name).get(set_name)
+            result[family] = found["elements"] if found else None
     return result
 
 
