@@ -12,22 +12,19 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 
 from urllib.error import URLError
 from urllib.parse import urlparse
 from urllib.request import Request, build_opener
 
 from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import blocklist_entries as entries
-from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import firewall_model, ipt, nft
+from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import firewall_model, hostlock, ipt, model_sets, nft
 
 BACKENDS = ("nftables", "ipset")
 FAMILY_CHOICES = {"both": ("v4", "v6"), "ipv4": ("v4",), "ipv6": ("v6",)}
@@ -35,10 +32,7 @@ EXCLUDE_DEFAULTS = ("private", "loopback", "link_local", "host_addresses")
 SCHEMES = ("https", "http", "file")
 DEFAULT_CACHE_DIR = "/var/cache/jellyfin-hardening/blocklist"
 LOCK_FILE = "/run/lock/jellyfin-hardening-blocklist.lock"
-LOCK_WAIT = 300
 MAX_BYTES = 64 * 1024 * 1024
-# A temporary ipset for the swap: 'jft_' keeps it out of the collection's 'jfh_' sets (31 characters at most).
-SWAP_PREFIX = "jft_"
 DEFAULTS = {"backend": "nftables", "family": "both", "exclude": [], "exclude_defaults": list(EXCLUDE_DEFAULTS),
             "min_entries": 1, "max_change_ratio": 0.3, "cache_dir": DEFAULT_CACHE_DIR, "timeout": 30, "state": "present"}
 
@@ -177,77 +171,6 @@ def excluded_networks(conf):
 
 # ---- the kernel ----------------------------------------------------------------------------------
 
-def read_sets(name, backend):
-    """{'v4': [cidr, ...] or None when the set does not exist, 'v6': ...} as in force now."""
-    result = {}
-    tool = "nft" if backend == "nftables" else "ipset"
-    for family, set_name in firewall_model.set_names(name, backend).items():
-        if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
-            # Not installed yet (a first check-mode run): no set either.
-            result[family] = None
-            continue
-        if backend == "nftables":
-            found = nft.sets_of(nft.list_set(set_name)).get(set_name)
-            # nft merges adjacent networks into ranges: bring them back to our CIDRs.
-            result[family] = entries.normalize(found["elements"], family) if found else None
-        else:
-            # ipset keeps and lists exactly the CIDRs it was given, in our spelling: no normalizing needed.
-            found = ipt.ipset_sets(set_name).get(set_name)
-            result[family] = found["elements"] if found else None
-    return result
-
-
-def write_sets(name, backend, wanted):
-    """Replace both sets' content in one step: one nft transaction, or ipset restore into a new set and swap."""
-    names = firewall_model.set_names(name, backend)
-    if backend == "nftables":
-        text = "".join("flush set %s %s %s\n" % (nft.TABLE_FAMILY, nft.TABLE_NAME, names[f]) +
-                       nft.elements_command(names[f], wanted[f]) for f in sorted(wanted))
-        nft.run_nft(["-f", "-"], stdin=text, timeout=120)
-        return
-    for family, cidrs in sorted(wanted.items()):
-        swap = SWAP_PREFIX + names[family][len(ipt.SET_PREFIX):]
-        ipt.run(["ipset", "destroy", swap], ok_codes=(0, 1))
-        # Sized to fit: maxelem with room to grow, hashsize so the restore never rehashes.
-        hashsize = 1024
-        while hashsize < len(cidrs) // 2:
-            hashsize *= 2
-        lines = ["create %s hash:net family %s hashsize %d maxelem %d" % (
-            swap, "inet" if family == "v4" else "inet6", hashsize, max(65536, 2 * len(cidrs)))]
-        lines += ["add %s %s" % (swap, cidr) for cidr in cidrs]
-        lines += ["swap %s %s" % (swap, names[family]), "destroy %s" % swap]
-        try:
-            ipt.run(["ipset", "restore"], stdin="\n".join(lines) + "\n", timeout=120)
-        finally:
-            ipt.run(["ipset", "destroy", swap], ok_codes=(0, 1))
-
-
-class _Lock(object):
-    """One run at a time on a host (timer, cron, boot restore and Ansible), waiting at most LOCK_WAIT s."""
-
-    def __init__(self, path=LOCK_FILE, wait=LOCK_WAIT):
-        self.path, self.wait, self.handle = path, wait, None
-
-    def __enter__(self):
-        directory = os.path.dirname(self.path)
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o755)
-        self.handle = open(self.path, "a")
-        deadline = time.monotonic() + self.wait
-        while True:
-            try:
-                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except (IOError, OSError) as err:
-                if err.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    self.handle.close()
-                    raise BlocklistError("another block list run holds %s for more than %d s" % (self.path, self.wait))
-                time.sleep(0.5)
-
-    def __exit__(self, *exc):
-        self.handle.close()
-
-
 # ---- the one entry point -------------------------------------------------------------------------
 
 def apply(config, check_mode=False, offline=False, lock_file=LOCK_FILE, want_diff=False):
@@ -255,13 +178,16 @@ def apply(config, check_mode=False, offline=False, lock_file=LOCK_FILE, want_dif
     conf = check_config(config)
     if check_mode:
         return _apply(conf, check_mode, offline, want_diff)
-    with _Lock(lock_file):
-        return _apply(conf, check_mode, offline, want_diff)
+    try:
+        with hostlock.Lock(lock_file, what="block list run"):
+            return _apply(conf, check_mode, offline, want_diff)
+    except hostlock.LockTimeout as err:
+        raise BlocklistError(str(err))
 
 
 def _apply(conf, check_mode, offline, want_diff):
     try:
-        current = read_sets(conf["name"], conf["backend"])
+        current = model_sets.read_sets(conf["name"], conf["backend"])
     except (nft.NftError, ipt.IptError) as err:
         raise BlocklistError(str(err))
     missing = [f for f, cidrs in current.items() if cidrs is None]
@@ -301,7 +227,7 @@ def _apply(conf, check_mode, offline, want_diff):
         return result
     if changed:
         try:
-            write_sets(conf["name"], conf["backend"], wanted)
+            model_sets.write_sets(conf["name"], conf["backend"], wanted)
         except (nft.NftError, ipt.IptError) as err:
             raise BlocklistError("loading list %s failed, the set in force is unchanged: %s" % (conf["name"], err))
     if conf["state"] == "absent":

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import blocklist
+from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import blocklist, model_sets
 
 LIST = "".join("198.51.%d.0/24\n" % i for i in range(0, 64, 2))  # 32 entries that do not merge
 
@@ -11,12 +11,12 @@ LIST = "".join("198.51.%d.0/24\n" % i for i in range(0, 64, 2))  # 32 entries th
 def fixture_lab(tmp_path, monkeypatch):
     """A fake pair of sets; sources are real files read through file:// URLs."""
     state = {"sets": {"v4": [], "v6": []}, "writes": 0}
-    monkeypatch.setattr(blocklist, "read_sets", lambda name, backend: {k: (list(v) if v is not None else None) for k, v in state["sets"].items()})
+    monkeypatch.setattr(model_sets, "read_sets", lambda name, backend: {k: (list(v) if v is not None else None) for k, v in state["sets"].items()})
 
     def write(name, backend, wanted):
         state["sets"] = {k: list(v) for k, v in wanted.items()}
         state["writes"] += 1
-    monkeypatch.setattr(blocklist, "write_sets", write)
+    monkeypatch.setattr(model_sets, "write_sets", write)
     monkeypatch.setattr(blocklist, "host_addresses", lambda: ["198.51.62.9"])
     source = tmp_path / "list.txt"
     source.write_text(LIST)
