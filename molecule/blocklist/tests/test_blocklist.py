@@ -2,13 +2,16 @@
 
 import json
 import os
-import re
 import shlex
 import subprocess
+import sys
 import time
 
 import pytest
 import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from labhosts import addr, forget, tcp_open  # noqa: E402  pylint: disable=wrong-import-position
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,20 +25,6 @@ SERVER = EXCLUDED
 # (host, container name, Jellyfin's port there): native on nftables, Docker-published on the ipset backend.
 TARGETS = [(NFT_HOST, "bl-nft", 8096), (DOCKER_HOST, "bl-docker", 8097)]
 REFRESH = "/usr/local/sbin/jellyfin-hardening-blocklist refresh"
-_ADDRESSES = {}
-
-
-def addr(host):
-    if host not in _ADDRESSES:
-        out = host.check_output("ip -4 -o addr show dev eth0")
-        _ADDRESSES[host] = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out).group(1)
-    return _ADDRESSES[host]
-
-
-def tcp_open(client, target, port, timeout=2):
-    code = ("import socket,sys; s=socket.socket(); s.settimeout(%s); "
-            "sys.exit(0 if s.connect_ex(('%s', %d)) == 0 else 1)") % (timeout, addr(target), port)
-    return client.run("python3 -c \"%s\"" % code).rc == 0
 
 
 def entries(host):
@@ -192,7 +181,7 @@ def test_reboot_restores_the_list_before_any_download(host, name, port):
     SERVER.run_expect([0], "systemctl stop lab-lists")
     try:
         subprocess.run(["podman", "restart", name], check=True, capture_output=True, timeout=300)
-        _ADDRESSES.pop(host, None)
+        forget(host)
         wait_for(lambda: host.run("systemctl is-active jellyfin-hardening-blocklist-restore.service").rc == 0,
                  "the restore unit on %s" % name)
         assert entries(host) == before
