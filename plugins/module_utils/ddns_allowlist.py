@@ -52,7 +52,8 @@ class AllowlistError(RuntimeError):
 def check_hostname(name):
     text = str(name)
     labels = text[:-1].split(".") if text.endswith(".") else text.split(".")
-    if len(text) > 253 or not all(LABEL.match(label) for label in labels):
+    # 253 characters without the root's trailing dot.
+    if len(text.rstrip(".")) > 253 or not all(LABEL.match(label) for label in labels):
         raise AllowlistError("hostname %r is not a valid DNS name (letters, digits and '-' in dot-separated labels of "
                              "at most 63 characters; internationalized names in their xn-- form)" % (name,))
     if labels[-1].isdigit():
@@ -97,6 +98,9 @@ def check_config(config):
         raise AllowlistError("protocol %r is not tcp or udp" % (conf["protocol"],))
     if not firewall_model.SET_NAME.match(str(conf["set_name"])):
         raise AllowlistError("set_name %r: use 1-24 lowercase letters, digits or '_', starting with a letter" % (conf["set_name"],))
+    for key in ("hostnames", "static", "nameservers"):
+        if not isinstance(conf[key], list):
+            raise AllowlistError("%s must be a list, got %r" % (key, conf[key]))
     conf["hostnames"] = sorted(set(check_hostname(name) for name in conf["hostnames"]))
     static = []
     for value in conf["static"]:

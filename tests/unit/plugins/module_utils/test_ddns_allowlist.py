@@ -627,3 +627,18 @@ def test_ufw_plan_ipv6_off_leaves_v6_rules_alone(tmp_path):
     assert add == []
     assert [r for r in delete if r["family"] == "v6"] == [], (
         "with IPv6 off the plan deletes v6 rules (ufw would refuse): %r" % ([r["src"] for r in delete],))
+
+
+def test_a_name_of_253_characters_may_end_with_the_root_dot():
+    name = ".".join(["a" * 63] * 3 + ["b" * 61])
+    assert len(name) == 253
+    assert ddns_allowlist.check_hostname(name + ".") == name
+    with pytest.raises(ddns_allowlist.AllowlistError, match="is not a valid DNS name"):
+        ddns_allowlist.check_hostname("c" + name)
+
+
+@pytest.mark.parametrize("key", ["hostnames", "static", "nameservers"])
+def test_a_string_where_a_list_belongs_is_refused_not_split_into_letters(key):
+    config = {"hostnames": ["alice.example.org"], key: "myhost"}
+    with pytest.raises(ddns_allowlist.AllowlistError, match="%s must be a list, got 'myhost'" % key):
+        ddns_allowlist.check_config(config)
