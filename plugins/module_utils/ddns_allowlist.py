@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import blocklist_entries as entries
-from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import dns_query, firewall_model, hostlock, ipt, model_sets, nft
+from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import addresses, dns_query, firewall_model, hostlock, ipt, model_sets, nft
 
 BACKENDS = ("nftables", "ipset", "ufw")
 FAMILIES = ("v4", "v6")
@@ -316,8 +316,8 @@ def _port_matches(dport, port):
 
 
 def _ufw_net(text):
-    network = ipaddress.ip_network(text, strict=False)
-    return str(network.network_address) if network.prefixlen == network.max_prefixlen else str(network)
+    # ufw's own spelling: a host as a bare address.
+    return addresses.nft_elements([ipaddress.ip_network(text, strict=False)])[0]
 
 
 def ufw_families(defaults="/etc/default/ufw"):
@@ -396,18 +396,15 @@ def read_firewall(conf, check_mode):
     return {f: found[f] or [] for f in FAMILIES}, None
 
 
-def write_firewall(conf, wanted, rules):
-    """Bring the firewall to `wanted`; returns the ufw commands run (none for the set backends)."""
+def write_firewall(conf, wanted, plan):
+    """Bring the firewall to `wanted` (ufw: carry out the (add, delete) plan); returns the ufw commands run."""
     if conf["backend"] != "ufw":
         try:
             model_sets.write_sets(conf["set_name"], conf["backend"], wanted)
         except (nft.NftError, ipt.IptError) as err:
             raise AllowlistError("updating the allowlist failed, the set in force is unchanged: %s" % err)
         return []
-    if conf["state"] == "absent":
-        add, delete = [], [r for r in rules if r["comment"] == conf["set_name"] and r["family"] in ufw_families()]
-    else:
-        add, delete, _errors = ufw_plan(conf, wanted, rules, ufw_families())
+    add, delete = plan
     commands = [["prepend"] + _ufw_spec(action, net, port, conf["protocol"]) + ["comment", conf["set_name"]]
                 for where, action, net, port in add if where == "prepend"]
     # New addresses first, then removals (an address that moves never leaves a gap), then the
@@ -420,11 +417,10 @@ def write_firewall(conf, wanted, rules):
     return ["ufw " + " ".join(args) for args in commands]
 
 
-def _ufw_check(conf, wanted, rules, check_mode, warnings):
-    """Whether ufw needs a change; AllowlistError when ufw is inactive or another rule opens the ports."""
-    families = ufw_families()
+def _ufw_check(conf, wanted, rules, families, check_mode, warnings):
+    """The (add, delete) plan for ufw; AllowlistError when ufw is inactive or another rule opens the ports."""
     if conf["state"] == "absent":
-        return any(r["comment"] == conf["set_name"] and r["family"] in families for r in rules)
+        return [], [r for r in rules if r["comment"] == conf["set_name"] and r["family"] in families]
     if "v6" not in families and wanted["v6"]:
         warnings.append("ufw has IPv6 off (IPV6=no in /etc/default/ufw): %s not allowed" % ", ".join(wanted["v6"]))
     add, delete, open_rules = ufw_plan(conf, wanted, rules, families)
@@ -434,7 +430,7 @@ def _ufw_check(conf, wanted, rules, check_mode, warnings):
     if ufw_installed() and not check_mode and "Status: active" not in _ufw(["status"]):
         raise AllowlistError("ufw is inactive, so its rules filter nothing: enable it after allowing SSH "
                              "(the ddns_allowlist role does with ddns_allowlist_ufw_enable: true)")
-    return bool(add or delete)
+    return add, delete
 
 
 # ---- the one entry point -------------------------------------------------------------------------
@@ -479,15 +475,14 @@ def _apply(conf, check_mode, want_diff, now, lookup):
             wanted = {f: entries.normalize(wanted[f] + current[f], f) if wanted[f] or current[f] else [] for f in FAMILIES}
     else:
         wanted = {f: [] for f in FAMILIES}
-    if conf["backend"] == "ufw":
-        ufw_changes = _ufw_check(conf, wanted, rules or [], check_mode, warnings)
+    plan = None
     # ufw with IPv6 off changes (and reports) IPv4 only.
     families = ufw_families() if conf["backend"] == "ufw" else FAMILIES
+    if conf["backend"] == "ufw":
+        plan = _ufw_check(conf, wanted, rules or [], families, check_mode, warnings)
     added = {f: sorted(set(wanted[f]) - set(current[f])) if f in families else [] for f in FAMILIES}
     removed = {f: sorted(set(current[f]) - set(wanted[f])) if f in families else [] for f in FAMILIES}
-    firewall_changes = any(added[f] or removed[f] for f in FAMILIES)
-    if conf["backend"] == "ufw":
-        firewall_changes = ufw_changes
+    firewall_changes = any(plan) if plan is not None else any(added[f] or removed[f] for f in FAMILIES)
     changed = firewall_changes or (conf["state"] == "present" and _addresses(remembered) != _addresses(memory))
     result = {"changed": changed, "backend": conf["backend"], "set_name": conf["set_name"],
               "allowed": sorted(wanted["v4"]) + sorted(wanted["v6"]),
@@ -500,7 +495,7 @@ def _apply(conf, check_mode, want_diff, now, lookup):
     if check_mode:
         return result
     if firewall_changes:
-        result["commands"] = write_firewall(conf, wanted, rules)
+        result["commands"] = write_firewall(conf, wanted, plan)
     if conf["state"] == "absent":
         if os.path.exists(conf["state_file"]):
             os.remove(conf["state_file"])
