@@ -10,11 +10,12 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: jellyfin_network
-short_description: Set KnownProxies and LocalNetworkSubnets in Jellyfin's network.xml
+short_description: Set KnownProxies, LocalNetworkSubnets and LocalNetworkAddresses in Jellyfin's network.xml
 version_added: 0.1.0
 description:
   - Sets the C(KnownProxies) array of Jellyfin's C(network.xml), so that Jellyfin 10.10.7 and later logs the
-    client's address from C(X-Forwarded-For) instead of the reverse proxy's, and optionally C(LocalNetworkSubnets).
+    client's address from C(X-Forwarded-For) instead of the reverse proxy's, and optionally C(LocalNetworkSubnets)
+    and C(LocalNetworkAddresses) (the addresses Jellyfin binds to).
   - Every other element of the file is kept. Jellyfin reads the file at start, so restart it when this module
     reports a change (the fail2ban and reverse_proxy roles do that in a handler).
 author:
@@ -34,6 +35,13 @@ options:
     description: CIDRs Jellyfin treats as the local network (the LAN, a VPN). Omit to leave the array alone.
     type: list
     elements: str
+  local_network_addresses:
+    description:
+      - Addresses Jellyfin listens on (an empty list means every interface). C([127.0.0.1]) keeps Jellyfin off every
+        network interface, for a reverse proxy on the same host. Omit to leave the array alone.
+    type: list
+    elements: str
+    version_added: 0.1.0
 attributes:
   check_mode:
     description: Reports what would change without writing.
@@ -66,6 +74,12 @@ local_network_subnets:
   type: list
   elements: str
   sample: ["192.168.1.0/24"]
+local_network_addresses:
+  description: The LocalNetworkAddresses array after the run.
+  returned: always
+  type: list
+  elements: str
+  sample: ["127.0.0.1"]
 """
 
 import os
@@ -75,19 +89,24 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import addresses, jellyfin_config
 
 
+ARRAYS = (("known_proxies", "KnownProxies"), ("local_network_subnets", "LocalNetworkSubnets"),
+          ("local_network_addresses", "LocalNetworkAddresses"))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
             known_proxies=dict(type="list", elements="str"),
             local_network_subnets=dict(type="list", elements="str"),
+            local_network_addresses=dict(type="list", elements="str"),
         ),
         supports_check_mode=True,
     )
     path = module.params["path"]
     wanted = {}
     try:
-        for option, array in (("known_proxies", "KnownProxies"), ("local_network_subnets", "LocalNetworkSubnets")):
+        for option, array in ARRAYS:
             if module.params[option] is not None:
                 # Validated, but written as the user gave them: Jellyfin accepts addresses and CIDRs.
                 addresses.parse_networks(module.params[option], option + " entry")
@@ -106,8 +125,8 @@ def main():
     for array, values in wanted.items():
         changed = jellyfin_config.set_array(root, array, values) or changed
     after = jellyfin_config.render(root) if changed else before
-    result = dict(changed=changed, known_proxies=jellyfin_config.get_array(root, "KnownProxies"),
-                  local_network_subnets=jellyfin_config.get_array(root, "LocalNetworkSubnets"))
+    result = dict((option, jellyfin_config.get_array(root, array)) for option, array in ARRAYS)
+    result["changed"] = changed
     if changed and module._diff:
         result["diff"] = dict(before=before, after=after, before_header=path, after_header=path)
     if changed and not module.check_mode:

@@ -9,13 +9,19 @@ Real Jellyfin cannot be installed in the lab, so the tests run this instead. Wha
   file, default/Docker file, console), with strings rendered as Jellyfin's logger does;
 * the client address: X-Forwarded-For is honoured only from a peer listed in ``KnownProxies``
   of network.xml, read at start-up (a change needs a restart, as in Jellyfin 10.10.7+);
-* a few unauthenticated endpoints and token-protected API paths.
+* a few unauthenticated endpoints and token-protected API paths, with Jellyfin's routing quirks
+  that a reverse proxy's path rules must cover: paths are case-insensitive, a leading ``/emby`` or
+  ``/mediabrowser`` is stripped (PathTrimMiddleware), the web client is every file under ``/web``;
+* ``/socket`` (a websocket that authenticates with ``api_key``), ``POST /System/Restart|Shutdown``;
+* the bind addresses: ``LocalNetworkAddresses`` of network.xml, when set, are the only ones listened on.
 
 Only the Python standard library is used, so it runs on a minimal Debian host.
 """
 
 import argparse
+import base64
 import datetime
+import hashlib
 import ipaddress
 import json
 import os
@@ -26,7 +32,7 @@ import sys
 import threading
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 USER_MANAGER = "Jellyfin.Server.Implementations.Users.UserManager"
 EXCEPTION_MIDDLEWARE = "Jellyfin.Api.Middleware.ExceptionMiddleware"
@@ -99,18 +105,24 @@ class JellyfinLog:
                     handle.write(line)
 
 
-def parse_network_xml(path):
-    """Return the KnownProxies of a Jellyfin network.xml as networks (empty when absent)."""
+def network_xml_array(path, array):
+    """The strings of one array of a Jellyfin network.xml (empty when the file or array is absent)."""
     try:
         root = ET.parse(path).getroot()
     except FileNotFoundError:
         return []
-    proxies = []
-    for element in root.findall("./KnownProxies/string"):
-        text = (element.text or "").strip()
-        if text:
-            proxies.append(ipaddress.ip_network(text, strict=False))
-    return proxies
+    return [(e.text or "").strip() for e in root.findall("./%s/string" % array) if (e.text or "").strip()]
+
+
+def parse_network_xml(path):
+    """Return the KnownProxies of a Jellyfin network.xml as networks (empty when absent)."""
+    return [ipaddress.ip_network(text, strict=False) for text in network_xml_array(path, "KnownProxies")]
+
+
+def trim_path(path):
+    """Jellyfin's PathTrimMiddleware: a leading /emby or /mediabrowser is dropped, in any case."""
+    match = re.match(r"(?i)/(emby|mediabrowser)(?=/|$)", path)
+    return path[match.end():] or "/" if match else path
 
 
 def normalize(address):
@@ -174,7 +186,9 @@ class Server:
     def __init__(self, config):
         self.config = config
         self.log = JellyfinLog(config.get("log_format", "debian"), config.get("log_dir", "/var/log/jellyfin"))
-        self.known_proxies = parse_network_xml(config.get("network_xml", "/etc/jellyfin/network.xml"))
+        network_xml = config.get("network_xml", "/etc/jellyfin/network.xml")
+        self.known_proxies = parse_network_xml(network_xml)
+        self.bind_addresses = network_xml_array(network_xml, "LocalNetworkAddresses")
         self.users = Users(config.get("users", []), config.get("state_file"))
         self.version = config.get("version", "10.11.11")
         self.server_id = config.get("server_id", "4f9a0c1e6b2d4c8f9e1a2b3c4d5e6f70")
@@ -286,12 +300,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # pylint: disable=invalid-name
         url = urlsplit(self.path)
-        path, query = url.path, parse_qs(url.query)
+        # Kestrel decodes the path before routing: /%77eb/ is /web/.
+        path, query = trim_path(unquote(url.path)), parse_qs(url.query)
         lowered = path.lower().rstrip("/")
         if lowered == "":
             return self.send(302, headers={"Location": "web/"})
-        if lowered in ("/web", "/web/index.html"):
+        if lowered == "/web" or lowered.startswith("/web/"):
             return self.send(200, WEB_PAGE, "text/html; charset=utf-8")
+        if lowered.startswith("/api-docs/"):
+            return self.send(200, b"<!DOCTYPE html><title>Swagger UI</title>", "text/html; charset=utf-8")
         if lowered == "/health":
             return self.send(200, b"Healthy")
         if lowered == "/system/ping":
@@ -309,7 +326,22 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"Items": [], "TotalRecordCount": 0, "StartIndex": 0})
         if lowered == "/system/info":
             return self.send_json(200, dict(self.app.public_info(), HasUpdateAvailable=False))
+        if lowered == "/socket" and self.headers.get("Upgrade", "").lower() == "websocket":
+            return self.accept_websocket()
         return self.send(404)
+
+    def accept_websocket(self):
+        """Complete the handshake (RFC 6455), send one ForceKeepAlive message as Jellyfin does, close."""
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        message = json.dumps({"MessageType": "ForceKeepAlive", "Data": 60}).encode()
+        self.wfile.write(bytes([0x81, len(message)]) + message + bytes([0x88, 0]))
+        self.close_connection = True
 
     do_HEAD = do_GET
 
@@ -317,9 +349,13 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if url.path.lower() != AUTH_URL.lower():
+        lowered = trim_path(unquote(url.path)).lower().rstrip("/")
+        if lowered != AUTH_URL.lower():
             user = self.app.token_user(self.headers, parse_qs(url.query))
-            return self.send(401 if user is None else 404)
+            if user is None:
+                return self.send(401)
+            # Accepted, never carried out: the stand-in stays up for the next test.
+            return self.send(204 if lowered in ("/system/restart", "/system/shutdown") else 404)
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
@@ -367,11 +403,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     config = load_config(args.config)
     app = Server(config)
-    server = make_server(app, config.get("host", "::"), int(config.get("port", 8096)))
+    port = int(config.get("port", 8096))
+    servers = [make_server(app, host, port) for host in app.bind_addresses or [config.get("host", "::")]]
     app.log.write("INF", PROGRAM, "Jellyfin version: {Version}", Version=Quoted(app.version))
     app.log.write("INF", PROGRAM, "Startup complete {Elapsed}", Elapsed="0:00:01.2345678")
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        server.serve_forever()
+        servers[0].serve_forever()
     except KeyboardInterrupt:
         pass
     return 0

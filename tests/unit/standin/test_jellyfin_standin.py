@@ -4,6 +4,7 @@ import importlib.util
 import json
 import pathlib
 import re
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -142,3 +143,47 @@ def test_console_format_is_unquoted():
 @pytest.mark.parametrize("peer,expected", [("::ffff:192.0.2.7", "192.0.2.7"), ("2001:db8::5", "2001:db8::5")])
 def test_address_normalization(peer, expected):
     assert str(standin.client_address(peer, None, [])) == expected
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/emby/web/index.html", "/web/index.html"), ("/MediaBrowser/System/Restart", "/System/Restart"),
+    ("/emby", "/"), ("/embyx/web", "/embyx/web"), ("/web/emby/x", "/web/emby/x")])
+def test_path_trim_drops_one_leading_prefix_in_any_case(path, expected):
+    assert standin.trim_path(path) == expected
+
+
+@pytest.mark.parametrize("path", ["/web/", "/WEB/index.html", "/emby/Web/", "/%77eb/index.html", "/web/main.bundle.js"])
+def test_every_spelling_of_the_web_ui_serves_it(jellyfin, path):
+    base, _log = jellyfin()
+    status, body = call(base + path)
+    assert status == 200 and 'id="reactRoot"' in body
+
+
+def test_restart_needs_a_token_and_is_accepted_with_one(jellyfin):
+    base, _log = jellyfin()
+    token = json.loads(login(base, "alice", "s3cret")[1])["AccessToken"]
+    assert call(base + "/emby/System/Restart", {}, {})[0] == 401
+    assert call(base + "/System/Restart", {}, {"X-Emby-Token": token})[0] == 204
+
+
+def test_socket_upgrades_with_a_token_only(jellyfin):
+    base, _log = jellyfin()
+    token = json.loads(login(base, "alice", "s3cret")[1])["AccessToken"]
+    port = int(base.rsplit(":", 1)[1])
+    answers = []
+    for query in ("", "?api_key=" + token):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(("GET /socket%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" % query).encode())
+            answers.append(sock.recv(4096).decode("latin-1"))
+    assert answers[0].startswith("HTTP/1.1 401")
+    # The accept value of RFC 6455's own example key.
+    assert answers[1].startswith("HTTP/1.1 101") and "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in answers[1]
+
+
+def test_bind_addresses_come_from_network_xml(tmp_path):
+    xml = tmp_path / "network.xml"
+    xml.write_text("<NetworkConfiguration><LocalNetworkAddresses><string>127.0.0.1</string></LocalNetworkAddresses>"
+                   "</NetworkConfiguration>")
+    assert standin.Server({"network_xml": str(xml), "log_dir": str(tmp_path)}).bind_addresses == ["127.0.0.1"]
+    assert standin.Server({"network_xml": str(tmp_path / "absent.xml"), "log_dir": str(tmp_path)}).bind_addresses == []
