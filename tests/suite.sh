@@ -4,7 +4,6 @@
 #
 # SUITE_JOBS=N runs the Molecule scenarios in N lanes at once (default 1). Scenarios that share a
 # podman network also share container names, so they always run one after another in one lane.
-# A lane's output is kept in a file and printed whole when its scenario ends.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 [ "${CI:-}" = true ] && export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0
@@ -14,17 +13,17 @@ jobs=${SUITE_JOBS:-1}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Run one stage, print its output, and append its line to the report.
+# Run one stage and append its line to the report. Output streams as it comes; with two lanes each
+# line carries the scenario's name, so interleaved lines stay readable.
 run_stage() {
-  local stage=$1 log start result
-  log=$work/$(echo "$stage" | tr -c 'A-Za-z0-9_\n' _).log
+  local stage=$1 tag=${2:-} start result
   start=$(date +%s)
+  echo "=== stage: $stage"
   # shellcheck disable=SC2086  # the stage may carry a variable assignment for make
-  if make --no-print-directory $stage >"$log" 2>&1; then result=passed; else result=FAILED; fi
+  if make --no-print-directory $stage 2>&1 | sed -u "s/^/$tag/"; then result=passed; else result=FAILED; fi
+  echo "=== stage: $stage: $result"
   {
     flock 9
-    echo "=== stage: $stage"
-    cat "$log"
     printf '%-32s %-7s %5ss\n' "$stage" "$result" "$(( $(date +%s) - start ))" >>"$work/report"
   } 9>>"$work/lock"
 }
@@ -47,7 +46,9 @@ lane() {
     # shellcheck disable=SC2016  # $1 is the inner shell's
     entry=$(flock "$work/queue.lock" sh -c 'head -n1 "$1" && sed -i 1d "$1"' _ "$work/queue")
     [ -n "$entry" ] || return 0
-    for scenario in $entry; do run_stage "molecule SCENARIO=$scenario"; done
+    for scenario in $entry; do
+      if [ "$jobs" -gt 1 ]; then run_stage "molecule SCENARIO=$scenario" "[$scenario] "; else run_stage "molecule SCENARIO=$scenario"; fi
+    done
   done
 }
 for _ in $(seq "$jobs"); do lane & done
