@@ -274,6 +274,9 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "Kestrel"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    # Headers and body in one write, flushed at the end of each request, as Kestrel sends a small answer:
+    # two writes on a keep-alive connection meet the client's delayed ACK and cost 40 ms each.
+    wbufsize = 64 * 1024
 
     @property
     def app(self):
