@@ -13,7 +13,7 @@ SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/m
 SCENARIO ?= $(SCENARIOS)
 VENV_STAMP := $(VENV)/.installed-$(shell sha256sum requirements-dev.txt | cut -c1-12)
 
-.PHONY: help setup apt venv images lint yamllint ansible-lint sanity unit molecule build test lab lab-down clean
+.PHONY: help setup apt venv images artifacts lint yamllint ansible-lint sanity unit molecule build test lab lab-down clean
 
 help:
 	@echo "make lab        bring up the local lab and run the site playbook against it"
@@ -21,7 +21,7 @@ help:
 	@echo "make test       the whole test suite (lint, sanity, unit, build, every Molecule scenario)"
 	@echo "make molecule SCENARIO=name   one Molecule scenario (default: all: $(SCENARIOS))"
 
-setup: apt venv images
+setup: apt venv images artifacts
 
 apt:
 	@missing=$$(grep -v '^#' tests/lab/apt-packages.txt | while read -r p; do \
@@ -44,6 +44,12 @@ $(VENV_STAMP): requirements-dev.txt
 images: apt
 	$(ENV) tests/lab/build-image.sh bookworm
 	$(ENV) tests/lab/build-image.sh trixie
+
+# What the lab serves instead of the internet: oauth2-proxy built from its Go module and packed as its
+# release is, and the identity provider's wheels. Both cached under .cache.
+artifacts:
+	tests/lab/build-oauth2-proxy.sh v7.15.6
+	tests/lab/fetch-oidc-provider.sh
 
 lint: yamllint ansible-lint
 

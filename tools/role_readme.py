@@ -23,7 +23,7 @@ def cell(value):
 def describe(text):
     if isinstance(text, list):
         text = " ".join(text)
-    return re.sub(r"[CIV]\(([^)]*)\)", r"`\1`", cell(text))
+    return re.sub(r"[CIVO]\(([^)]*)\)", r"`\1`", cell(text))
 
 
 def table(entry, spec):
