@@ -129,6 +129,39 @@ def test_login_rate_limit_answers_429_and_leaves_gets_alone():
     assert api("sso-upstream", "/System/Info/Public")["status"] == 200
 
 
+def headers_of(name, path):
+    code = ("import http.client,json,ssl; c=http.client.HTTPSConnection('%s',443,timeout=5,context=ssl._create_unverified_context());"
+            "c.request('GET','%s'); r=c.getresponse(); print(json.dumps(dict(r.getheaders())))") % (name, path)
+    return json.loads(ATTACKER.check_output("python3 -c %s" % shlex.quote(code)))
+
+
+@pytest.mark.parametrize("name", sorted(PROXIES))
+def test_security_headers_and_plain_http_only_redirects(name):
+    headers = headers_of(name, "/System/Info/Public")
+    assert headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "frame-ancestors 'self'" in headers["Content-Security-Policy"]
+    assert headers["Server"] == "nginx", "nginx must not tell its version"
+    redirect = sso("get", "http://%s/Users/Me?api_key=x" % name)
+    assert redirect["status"] == 301 and redirect["location"] == "https://%s/Users/Me?api_key=x" % name, redirect
+
+
+def test_strict_policy_puts_the_api_behind_sso_too():
+    key = token("sso-nginx")
+    try:
+        run = converge("sso-nginx", {"jellyfin_hardening_sso_path_policy": "strict"})
+        assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+        for path in ("/Users/Me", "/System/Info/Public", "/Users/AuthenticateByName", "/socket"):
+            result = sso("get", "https://sso-nginx%s?api_key=%s" % (path, key))
+            assert result["status"] == 302 and "/oauth2/sign_in" in result["location"], (path, result)
+        login = sso("login", "https://sso-nginx", "--email", FRIEND)
+        assert login["status"] == 200 and 'id="reactRoot"' in login["body"], login
+    finally:
+        run = converge("sso-nginx", {})
+        assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert api("sso-nginx", "/Users/Me", key)["status"] == 200
+
+
 def test_jellyfins_own_port_is_off_the_network():
     for name, host in PROXIES.items():
         assert host.check_output("curl -s http://127.0.0.1:8096/health") == "Healthy"
