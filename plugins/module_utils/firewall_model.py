@@ -83,8 +83,11 @@ def check_layer(name, layer):
             raise ModelError("layer %s: set %r needs a name of 1-24 lowercase letters, digits or '_'" % (name, item))
         # snapshot: false for sets their layer refills itself at boot (block lists, from their cache):
         # the snapshot fail2ban's ban action writes stays small.
-        sets.append({"name": item["name"], "interval": bool(item.get("interval", True)),
-                     "snapshot": bool(item.get("snapshot", True))})
+        entry = {"name": item["name"], "interval": bool(item.get("interval", True)),
+                 "snapshot": bool(item.get("snapshot", True))}
+        if "elements" in item:
+            entry.update(_static_elements(name, item))
+        sets.append(entry)
     declared = [s["name"] for s in sets]
     if len(set(declared)) != len(declared):
         raise ModelError("layer %s declares a set twice: %s" % (name, declared))
@@ -102,6 +105,17 @@ def check_layer(name, layer):
             raise ModelError("layer %s: rule %r: the restriction stages cover the Jellyfin ports only" % (name, rule))
         rules.append({"stage": rule["stage"], "set": rule.get("set"), "ports": rule.get("ports", "jellyfin")})
     return {"sets": sets, "rules": rules}
+
+
+def _static_elements(layer, item):
+    """A set whose content is part of the model (the VPN and LAN subnets): rewritten on every load, never snapshotted."""
+    if not isinstance(item["elements"], list):
+        raise ModelError("layer %s: set %s: elements must be a list of addresses or CIDRs, got %r" % (layer, item["name"], item["elements"]))
+    try:
+        v4, v6 = addresses.split_families(addresses.parse_networks(item["elements"], "layer %s set %s element" % (layer, item["name"])))
+    except addresses.AddressError as err:
+        raise ModelError(str(err))
+    return {"interval": True, "snapshot": False, "elements": {"v4": [str(n) for n in v4], "v6": [str(n) for n in v6]}}
 
 
 def check_layers(layers):
@@ -169,6 +183,10 @@ def render_nft(base, layers, existing_sets=()):
             wanted.add(set_name)
             flags = " flags interval; auto-merge;" if item["interval"] else ""
             lines.append("add set %s %s { type %s;%s }" % (TABLE, set_name, fam["nft_type"], flags))
+            if "elements" in item:
+                lines.append("flush set %s %s" % (TABLE, set_name))
+                if item["elements"][fam["suffix"]]:
+                    lines.append("add element %s %s { %s }" % (TABLE, set_name, ", ".join(item["elements"][fam["suffix"]])))
     # Priority -150: after conntrack (-200), before Docker's DNAT (-100); see docs/firewall.md.
     lines.append("add chain %s prerouting { type filter hook prerouting priority -150; policy accept; }" % TABLE)
     chains = ["prerouting"] + [NFT_CHAINS[s] for s in STAGES]
@@ -203,9 +221,9 @@ def render_nft(base, layers, existing_sets=()):
 # ---- ipset and iptables --------------------------------------------------------------------------
 
 def render_ipset(base, layers, existing=()):
-    """`ipset restore` input: missing sets created, the management sets refilled.
+    """`ipset restore` input: missing sets created, the management sets and static layer sets refilled.
 
-    A set that exists is left alone: a block list swaps in sets sized to fit, and `create -exist`
+    Any other set that exists is left alone: a block list swaps in sets sized to fit, and `create -exist`
     refuses a set whose size differs.
     """
     lines = []
@@ -219,6 +237,9 @@ def render_ipset(base, layers, existing=()):
             name = set_names(item["name"], "ipset")[fam["suffix"]]
             if name not in existing:
                 lines.append("create %s hash:net family %s" % (name, fam["ipset_family"]))
+            if "elements" in item:
+                lines.append("flush %s" % name)
+                lines += ["add %s %s" % (name, net) for net in item["elements"][fam["suffix"]]]
     return "\n".join(lines) + "\n"
 
 

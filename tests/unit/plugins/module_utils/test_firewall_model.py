@@ -109,3 +109,43 @@ def test_read_swaps_in_a_candidate_and_drops_a_removed_layer(tmp_path):
     candidate.write_text("{not json")
     with pytest.raises(fm.ModelError, match="20-blocklist"):
         fm.read(str(tmp_path), {"20-blocklist": str(candidate)})
+
+
+STATIC = {"45-vpn": {"sets": [{"name": "vpn", "elements": ["10.44.0.7/24", "192.0.2.0/25", "192.0.2.128/25", "fd44::/64"]}],
+                     "rules": [{"stage": "allow", "set": "vpn"}, {"stage": "deny"}]}}
+
+
+def test_static_set_is_rewritten_on_every_nft_load_and_never_snapshotted():
+    base, layers = model(layers=STATIC)
+    lines = fm.render_nft(base, layers).splitlines()
+    # Host bits masked and neighbours merged, so the kernel holds exactly what the model says.
+    i = lines.index("add set inet jellyfin_hardening vpn_v4 { type ipv4_addr; flags interval; auto-merge; }")
+    assert lines[i + 1:i + 3] == ["flush set inet jellyfin_hardening vpn_v4",
+                                  "add element inet jellyfin_hardening vpn_v4 { 10.44.0.0/24, 192.0.2.0/24 }"]
+    assert "add element inet jellyfin_hardening vpn_v6 { fd44::/64 }" in lines
+    assert "add rule inet jellyfin_hardening restrict_allow ip saddr @vpn_v4 tcp dport @jellyfin_ports accept" in lines
+    assert fm.snapshot_sets(layers, "nftables") == []
+
+
+def test_static_set_without_a_family_is_flushed_and_left_empty():
+    base, layers = model(layers={"45-vpn": {"sets": [{"name": "vpn", "elements": ["10.44.0.0/24"]}], "rules": []}})
+    text = fm.render_nft(base, layers)
+    assert "flush set inet jellyfin_hardening vpn_v6\n" in text and "vpn_v6 {" not in text.split("flush set inet jellyfin_hardening vpn_v6")[1]
+
+
+def test_static_set_is_refilled_on_ipset_even_when_it_exists():
+    base, layers = model({"backend": "ipset"}, STATIC)
+    text = fm.render_ipset(base, layers, existing={"jfh_vpn_v4": {}})
+    assert "create jfh_vpn_v4 " not in text
+    assert "flush jfh_vpn_v4\nadd jfh_vpn_v4 10.44.0.0/24\nadd jfh_vpn_v4 192.0.2.0/24\n" in text
+    assert "create jfh_vpn_v6 hash:net family inet6\nflush jfh_vpn_v6\nadd jfh_vpn_v6 fd44::/64\n" in text
+
+
+@pytest.mark.parametrize("elements, message", [
+    (["10.44.0.0/33"], "10.44.0.0/33"),
+    ("10.44.0.0/24", "must be a list"),
+    ([""], "empty layer x set s element"),
+])
+def test_bad_static_elements_name_the_value(elements, message):
+    with pytest.raises(fm.ModelError, match=message):
+        fm.check_layers({"x": {"sets": [{"name": "s", "elements": elements}]}})
