@@ -9,9 +9,14 @@ __metaclass__ = type
 
 import xml.etree.ElementTree as ET
 
+from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import addresses
+
 ROOT = "NetworkConfiguration"
 # The array elements this collection manages; every other element is kept as it is.
 ARRAYS = ("KnownProxies", "LocalNetworkSubnets")
+# What Jellyfin deems local while LocalNetworkSubnets is empty (NetworkManager.InitializeLan; IPv6 ranges
+# only with EnableIPv6). Loopback is always local.
+DEFAULT_LAN_V4 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
 
 class ConfigError(ValueError):
@@ -51,6 +56,28 @@ def set_array(root, name, values):
     for value in values:
         ET.SubElement(element, "string").text = value
     return True
+
+
+def with_local_subnets(current, additions):
+    """LocalNetworkSubnets that make every addition local and keep local what Jellyfin deems local now.
+
+    An addition already inside the local network changes nothing. Writing a first entry would replace
+    Jellyfin's private-range default (and lock the LAN out where remote access is off), so that default
+    is written out first. An addition that a ``!`` entry excludes is refused: that exclusion would win.
+    """
+    base = list(current) or list(DEFAULT_LAN_V4)
+    include = [addresses.parse_network(v, "LocalNetworkSubnets entry") for v in base if not v.startswith("!")]
+    exclude = [addresses.parse_network(v[1:], "LocalNetworkSubnets entry") for v in base if v.startswith("!")]
+    missing = []
+    for value in additions:
+        net = addresses.parse_network(value, "local subnet to add")
+        for hole in exclude:
+            if hole.version == net.version and hole.overlaps(net):
+                raise ConfigError("LocalNetworkSubnets excludes !%s, which overlaps %s: remove that exclusion to make %s local"
+                                  % (hole, value, value))
+        if not any(net.version == inc.version and net.subnet_of(inc) for inc in include) and str(net) not in missing:
+            missing.append(str(net))
+    return base + missing if missing else list(current)
 
 
 def render(root):

@@ -35,6 +35,15 @@ options:
     description: CIDRs Jellyfin treats as the local network (the LAN, a VPN). Omit to leave the array alone.
     type: list
     elements: str
+  local_network_subnets_add:
+    description:
+      - CIDRs that must count as local (a VPN's network), keeping everything Jellyfin deems local now. Nothing
+        changes when they already are. While C(LocalNetworkSubnets) is empty, Jellyfin's default (the private
+        IPv4 ranges) is written out first, so the LAN stays local.
+      - Fails, naming the entry, when a C(!) exclusion in the file overlaps one of them.
+    type: list
+    elements: str
+    version_added: 0.1.0
   local_network_addresses:
     description:
       - Addresses Jellyfin listens on (an empty list means every interface). C([127.0.0.1]) keeps Jellyfin off every
@@ -58,6 +67,12 @@ EXAMPLES = r"""
   homelab.jellyfin_hardening.jellyfin_network:
     path: /etc/jellyfin/network.xml
     known_proxies: [127.0.0.1, "::1"]
+  notify: Restart Jellyfin
+
+- name: Treat WireGuard clients as local, keeping the LAN local
+  homelab.jellyfin_hardening.jellyfin_network:
+    path: /etc/jellyfin/network.xml
+    local_network_subnets_add: [10.44.0.0/24]
   notify: Restart Jellyfin
 """
 
@@ -99,8 +114,10 @@ def main():
             path=dict(type="path", required=True),
             known_proxies=dict(type="list", elements="str"),
             local_network_subnets=dict(type="list", elements="str"),
+            local_network_subnets_add=dict(type="list", elements="str"),
             local_network_addresses=dict(type="list", elements="str"),
         ),
+        mutually_exclusive=[("local_network_subnets", "local_network_subnets_add")],
         supports_check_mode=True,
     )
     path = module.params["path"]
@@ -120,6 +137,12 @@ def main():
     try:
         root = jellyfin_config.parse(before, path)
     except jellyfin_config.ConfigError as err:
+        module.fail_json(msg=to_native(err))
+    try:
+        if module.params["local_network_subnets_add"] is not None:
+            wanted["LocalNetworkSubnets"] = jellyfin_config.with_local_subnets(
+                jellyfin_config.get_array(root, "LocalNetworkSubnets"), module.params["local_network_subnets_add"])
+    except (addresses.AddressError, jellyfin_config.ConfigError) as err:
         module.fail_json(msg=to_native(err))
     changed = False
     for array, values in wanted.items():

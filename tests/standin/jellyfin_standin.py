@@ -13,7 +13,11 @@ Real Jellyfin cannot be installed in the lab, so the tests run this instead. Wha
   that a reverse proxy's path rules must cover: paths are case-insensitive, a leading ``/emby`` or
   ``/mediabrowser`` is stripped (PathTrimMiddleware), the web client is every file under ``/web``;
 * ``/socket`` (a websocket that authenticates with ``api_key``), ``POST /System/Restart|Shutdown``;
-* the bind addresses: ``LocalNetworkAddresses`` of network.xml, when set, are the only ones listened on.
+* the bind addresses: ``LocalNetworkAddresses`` of network.xml, when set, are the only ones listened on;
+* the local network and remote access (NetworkManager, IpBasedAccessValidationMiddleware, 10.11): with
+  ``EnableRemoteAccess`` false, a client outside ``LocalNetworkSubnets`` (empty: the private IPv4 ranges,
+  plus IPv6 ULA and link-local when ``EnableIPv6``; loopback is always local; ``!`` entries exclude)
+  gets an empty 503 for everything but the web client's static files, and a warning is logged.
 
 Only the Python standard library is used, so it runs on a minimal Debian host.
 """
@@ -32,12 +36,16 @@ import sys
 import threading
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 USER_MANAGER = "Jellyfin.Server.Implementations.Users.UserManager"
 EXCEPTION_MIDDLEWARE = "Jellyfin.Api.Middleware.ExceptionMiddleware"
 AUTH_HANDLER = "Jellyfin.Api.Auth.CustomAuthenticationHandler"
 PROGRAM = "Jellyfin.Server.Program"
+IP_MIDDLEWARE = "Jellyfin.Api.Middleware.IpBasedAccessValidationMiddleware"
+# NetworkManager.InitializeLan's fallback when LocalNetworkSubnets is empty (IPv6 only with EnableIPv6).
+DEFAULT_LAN_V4 = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+DEFAULT_LAN_V6 = ("::1/128", "fe80::/10", "fc00::/7")
 AUTH_URL = "/Users/AuthenticateByName"
 LOG_FORMATS = ("debian", "docker", "console")
 REQUIRED_CLIENT_FIELDS = ("Client", "Device", "DeviceId", "Version")
@@ -112,6 +120,32 @@ def network_xml_array(path, array):
     except FileNotFoundError:
         return []
     return [(e.text or "").strip() for e in root.findall("./%s/string" % array) if (e.text or "").strip()]
+
+
+def network_xml_flag(path, element, default):
+    """A boolean element of network.xml (``true``/``false``), or the default when the file or element is absent."""
+    try:
+        found = ET.parse(path).getroot().find("./" + element)
+    except FileNotFoundError:
+        return default
+    return default if found is None or not (found.text or "").strip() else found.text.strip().lower() == "true"
+
+
+class LocalNetwork:
+    """Which client addresses Jellyfin deems local (NetworkManager.IsInLocalNetwork)."""
+
+    def __init__(self, subnets, enable_ipv6=False):
+        parsed = [(text.startswith("!"), ipaddress.ip_network(text.lstrip("!"), strict=False)) for text in subnets]
+        self.include = [net for excluded, net in parsed if not excluded]
+        self.exclude = [net for excluded, net in parsed if excluded]
+        if not self.include:
+            defaults = DEFAULT_LAN_V4 + (DEFAULT_LAN_V6 if enable_ipv6 else ())
+            self.include = [ipaddress.ip_network(text) for text in defaults]
+
+    def __contains__(self, ip):
+        if ip.is_loopback:
+            return True
+        return any(ip in net for net in self.include) and not any(ip in net for net in self.exclude)
 
 
 def parse_network_xml(path):
@@ -189,6 +223,9 @@ class Server:
         network_xml = config.get("network_xml", "/etc/jellyfin/network.xml")
         self.known_proxies = parse_network_xml(network_xml)
         self.bind_addresses = network_xml_array(network_xml, "LocalNetworkAddresses")
+        self.local_network = LocalNetwork(network_xml_array(network_xml, "LocalNetworkSubnets"),
+                                          network_xml_flag(network_xml, "EnableIPv6", False))
+        self.remote_access = network_xml_flag(network_xml, "EnableRemoteAccess", True)
         self.users = Users(config.get("users", []), config.get("state_file"))
         self.version = config.get("version", "10.11.11")
         self.server_id = config.get("server_id", "4f9a0c1e6b2d4c8f9e1a2b3c4d5e6f70")
@@ -242,6 +279,14 @@ class Server:
                        UserName=Quoted(logged_name), IP=Quoted(ip))
         self._middleware_error("Invalid username or password entered")
         return 401, b"Error processing request."
+
+    def blocks(self, ip, path):
+        """IpBasedAccessValidationMiddleware with remote access off: True (and a warning) for a non-local client."""
+        if self.remote_access or normalize(ip) in self.local_network:
+            return False
+        self.log.write("WRN", IP_MIDDLEWARE, "Blocking request to {Path} by {RemoteIP} due to IP filtering rule, reason: {Reason}",
+                       Path=Quoted(quote(path, safe="")), RemoteIP=Quoted(ip), Reason="RejectDueToRemoteAccessDisabled")
+        return True
 
     def _middleware_error(self, message):
         self.log.write("ERR", EXCEPTION_MIDDLEWARE, "Error processing request: {ExceptionMessage}. URL {Method} {Url}.",
@@ -310,6 +355,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(302, headers={"Location": "web/"})
         if lowered == "/web" or lowered.startswith("/web/"):
             return self.send(200, WEB_PAGE, "text/html; charset=utf-8")
+        # Static files come first in Jellyfin's pipeline; everything after them passes the IP filter.
+        if self.app.blocks(self.client_ip(), path):
+            return self.send(503)
         if lowered.startswith("/api-docs/"):
             return self.send(200, b"<!DOCTYPE html><title>Swagger UI</title>", "text/html; charset=utf-8")
         if lowered == "/health":
@@ -352,7 +400,10 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        lowered = trim_path(unquote(url.path)).lower().rstrip("/")
+        path = trim_path(unquote(url.path))
+        lowered = path.lower().rstrip("/")
+        if self.app.blocks(self.client_ip(), path):
+            return self.send(503)
         if lowered != AUTH_URL.lower():
             user = self.app.token_user(self.headers, parse_qs(url.query))
             if user is None:

@@ -187,3 +187,44 @@ def test_bind_addresses_come_from_network_xml(tmp_path):
                    "</NetworkConfiguration>")
     assert standin.Server({"network_xml": str(xml), "log_dir": str(tmp_path)}).bind_addresses == ["127.0.0.1"]
     assert standin.Server({"network_xml": str(tmp_path / "absent.xml"), "log_dir": str(tmp_path)}).bind_addresses == []
+
+
+@pytest.mark.parametrize("subnets, ipv6, address, local", [
+    ([], False, "10.44.0.2", True),
+    ([], False, "100.64.0.2", False),
+    ([], False, "fd00::2", False),
+    ([], True, "fd00::2", True),
+    (["192.168.77.0/24"], False, "10.44.0.2", False),
+    (["192.168.77.0/24"], False, "127.0.0.1", True),
+    (["10.0.0.0/8", "!10.44.0.0/24"], False, "10.44.0.2", False),
+    (["10.0.0.0/8", "!10.44.0.0/24"], False, "10.45.0.2", True),
+])
+def test_local_network_as_jellyfin_decides_it(subnets, ipv6, address, local):
+    assert (standin.ipaddress.ip_address(address) in standin.LocalNetwork(subnets, ipv6)) is local
+
+
+def test_remote_access_off_gives_remote_clients_an_empty_503_but_the_web_files(tmp_path):
+    xml = tmp_path / "network.xml"
+    xml.write_text("<NetworkConfiguration><EnableRemoteAccess>false</EnableRemoteAccess>"
+                   "<KnownProxies><string>127.0.0.1</string></KnownProxies>"
+                   "<LocalNetworkSubnets><string>10.44.0.0/24</string></LocalNetworkSubnets></NetworkConfiguration>")
+    app = standin.Server({"network_xml": str(xml), "log_dir": str(tmp_path / "log"),
+                          "users": [{"name": "alice", "password": "s3cret"}]})
+    server = standin.make_server(app, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = "http://127.0.0.1:%d" % server.server_address[1]
+    try:
+        remote, vpn = {"X-Forwarded-For": "203.0.113.9"}, {"X-Forwarded-For": "10.44.0.5"}
+        assert call(base + "/System/Info/Public", headers=remote) == (503, "")
+        assert login(base, "alice", "s3cret", **remote) == (503, "")
+        assert call(base + "/web/index.html", headers=remote)[0] == 200
+        assert call(base + "/System/Info/Public", headers=vpn)[0] == 200
+        assert login(base, "alice", "s3cret", **vpn)[0] == 200
+        _name, lines = log_lines(tmp_path / "log")
+        blocked = [line for line in lines if "Blocking request" in line]
+        assert len(blocked) == 2 and blocked[0].endswith(
+            '[WRN] Blocking request to "%2FSystem%2FInfo%2FPublic" by "203.0.113.9" due to IP filtering rule, '
+            'reason: RejectDueToRemoteAccessDisabled')
+    finally:
+        server.shutdown()
+        server.server_close()

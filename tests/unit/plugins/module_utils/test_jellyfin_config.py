@@ -38,3 +38,20 @@ def test_foreign_files_are_refused_with_the_path(text, message):
     with pytest.raises(jc.ConfigError, match=message) as err:
         jc.parse(text, "/etc/jellyfin/network.xml")
     assert "/etc/jellyfin/network.xml" in str(err.value)
+
+
+@pytest.mark.parametrize("current, additions, expected", [
+    # Inside Jellyfin's private-range default already: nothing to write.
+    ([], ["10.44.0.0/24"], []),
+    # Outside it: the default is written out first, or the LAN would stop being local.
+    ([], ["100.64.0.0/24"], ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/24"]),
+    (["192.168.1.0/24"], ["10.44.0.7/24", "192.168.1.0/25"], ["192.168.1.0/24", "10.44.0.0/24"]),
+    (["192.168.1.0/24", "10.44.0.0/24"], ["10.44.0.0/24"], ["192.168.1.0/24", "10.44.0.0/24"]),
+])
+def test_local_subnets_keep_what_is_local_now(current, additions, expected):
+    assert jc.with_local_subnets(current, additions) == expected
+
+
+def test_local_subnet_under_an_exclusion_is_refused_by_name():
+    with pytest.raises(jc.ConfigError, match=r"!10\.44\.0\.0/16, which overlaps 10\.44\.0\.0/24"):
+        jc.with_local_subnets(["10.0.0.0/8", "!10.44.0.0/16"], ["10.44.0.0/24"])
