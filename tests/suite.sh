@@ -32,13 +32,16 @@ for stage in yamllint ansible-lint sanity unit build; do
   run_stage "$stage"
 done
 
-# One queue entry per podman network: the scenarios using it, in name order.
+# One queue entry per podman network: the scenarios using it, in name order. Entries go longest first
+# (the sum of their "# suite-seconds: N" lines; a scenario without one counts as longest), so that the
+# short ones fill the lanes' ends.
 for config in molecule/*/molecule.yml; do
   [ -e "$config" ] || continue
   network=$(grep -m1 -oP '^\s+network:\s*\K\S+' "$config" || basename "$(dirname "$config")")
-  echo "$network $(basename "$(dirname "$config")")"
-done | sort -k1,1 -k2,2 | awk '{a[$1] = a[$1] " " $2} END {for (n in a) print a[n]}' \
-  | awk '{print NF, $0}' | sort -k1,1nr -k2 | cut -d' ' -f2- >"$work/queue"
+  seconds=$(grep -m1 -oP '^# suite-seconds:\s*\K[0-9]+' "$config" || echo 99999)
+  echo "$network $(basename "$(dirname "$config")") $seconds"
+done | sort -k1,1 -k2,2 | awk '{a[$1] = a[$1] " " $2; w[$1] += $3} END {for (n in a) print w[n] a[n]}' \
+  | sort -k1,1nr -k2 | cut -d' ' -f2- >"$work/queue"
 
 lane() {
   local entry scenario

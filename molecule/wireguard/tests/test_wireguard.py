@@ -174,13 +174,15 @@ def test_adding_a_peer_keeps_the_others_sessions_and_removing_it_cuts_it_off():
     for config in (client_config("alice"), carol):
         secrets += re.findall(r"^(?:PrivateKey|PresharedKey) = (\S+)$", config, re.M)
     assert len(secrets) == 5 and not [s for s in secrets if s in add.stdout + add.stderr]
-    # The same interface, alice's counters never reset, the same server key, and not one ping lost.
+    # The same interface, alice's counters never reset, the same server key, and no ping lost.
     assert SERVER.check_output("cat /sys/class/net/wg0/ifindex") == ifindex
     assert peer_stats(alice_key)[0] > rx_before
     assert SERVER.check_output("sha256sum /etc/wireguard/wg0.key") == key_hash
     summary = ALICE.check_output("journalctl -u lab-ping --no-pager -o cat | grep 'packets transmitted'")
     sent, received = (int(n) for n in re.search(r"(\d+) packets transmitted, (\d+) received", summary).groups())
-    assert sent > 20 and received == sent, summary
+    # At most the ping in flight when it was stopped may miss its reply; a restart of the interface would have lost
+    # about 15 s of them (alice only handshakes again after REKEY_TIMEOUT without answers).
+    assert sent > 20 and sent - received <= 1, summary
     tunnel_up(CAROL, carol)
     assert jellyfin_status(CAROL) == 200
 
@@ -204,3 +206,24 @@ def test_bad_settings_fail_before_anything_is_touched(extra_vars, named):
     run = converge(extra_vars=extra_vars, callback="ansible.builtin.json")
     assert run.returncode != 0 and named in run.stdout, run.stdout[-3000:]
     assert SERVER.check_output(files) == before
+
+
+def test_absent_removes_the_vpn_and_its_layer_and_present_brings_it_back():
+    gone = converge(extra_vars={"wireguard_state": "absent"})
+    assert gone.returncode == 0, gone.stdout[-3000:] + gone.stderr[-3000:]
+    try:
+        assert SERVER.run("ip link show wg0").rc != 0
+        assert SERVER.run("systemctl is-enabled wg-quick@wg0").stdout.strip() != "enabled"
+        for path in ("/etc/wireguard/wg0.conf", "/etc/wireguard/wg0.key", PEER_DIR,
+                     "/etc/jellyfin-hardening/firewall/layers.d/45-wireguard-wg0.json"):
+            assert not SERVER.file(path).exists, path
+        assert "vpn_wg0" not in SERVER.check_output("nft list table inet jellyfin_hardening")
+        # Without the vpn_only layer, Jellyfin's port is open again to anyone the other layers let through.
+        assert tcp_open(CAROL, SERVER, 8096, 2)
+    finally:
+        back = converge()
+    assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+    assert not tcp_open(CAROL, SERVER, 8096, 1)
+    # A new server key: the old client configs no longer fit, so the role wrote new ones.
+    tunnel_up(ALICE, client_config("alice"))
+    assert jellyfin_status(ALICE) == 200
