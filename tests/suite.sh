@@ -20,7 +20,11 @@ run_stage() {
   start=$(date +%s)
   echo "=== stage: $stage"
   # shellcheck disable=SC2086  # the stage may carry a variable assignment for make
-  if make --no-print-directory $stage 2>&1 | sed -u "s/^/$tag/"; then result=passed; else result=FAILED; fi
+  if make --no-print-directory $stage 2>&1 | sed -u "s/^/$tag/" | tee "$work/${stage//[^A-Za-z0-9_]/_}.log"; then
+    result=passed
+  else
+    result=FAILED
+  fi
   echo "=== stage: $stage: $result"
   {
     flock 9
@@ -56,6 +60,14 @@ lane() {
 }
 for _ in $(seq "$jobs"); do lane & done
 wait
+
+# CI keeps only the end of the output: repeat why each failed stage failed just above the summary.
+# pytest's failure lines and test names, Ansible's fatal tasks, molecule's errors; the last 40 per stage.
+while read -r stage; do
+  echo "=== why $stage failed"
+  sed 's/\x1b\[[0-9;]*m//g' "$work/${stage//[^A-Za-z0-9_]/_}.log" \
+    | grep -aE '(^|[^[:alnum:]])(E   |FAILED|ERROR )|::test_|\.py:[0-9]+: |fatal: \[|CRITICAL|Traceback' | cut -c1-400 | tail -n 40
+done < <(awk '$NF ~ /s$/ && $(NF-1) == "FAILED" {NF -= 2; print}' "$work/report")
 
 echo "=== summary"
 cat "$work/report"
