@@ -49,6 +49,7 @@ DEFAULT_LAN_V6 = ("::1/128", "fe80::/10", "fc00::/7")
 AUTH_URL = "/Users/AuthenticateByName"
 LOG_FORMATS = ("debian", "docker", "console")
 REQUIRED_CLIENT_FIELDS = ("Client", "Device", "DeviceId", "Version")
+API_KEY_USER = "(API key)"
 WEB_PAGE = b"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Jellyfin</title></head>
 <body><div id="reactRoot"><h1>Jellyfin</h1>
@@ -228,6 +229,9 @@ class Server:
         self.remote_access = network_xml_flag(network_xml, "EnableRemoteAccess", True)
         self.users = Users(config.get("users", []), config.get("state_file"))
         self.version = config.get("version", "10.11.11")
+        # API keys (Dashboard > API Keys) act as an administrator; sessions are the logged-in tokens.
+        self.api_keys = set(config.get("api_keys", []))
+        self.sessions = {}
         self.server_id = config.get("server_id", "4f9a0c1e6b2d4c8f9e1a2b3c4d5e6f70")
 
     def authenticate(self, body, auth, ip):
@@ -257,6 +261,8 @@ class Server:
                 self.log.write("INF", USER_MANAGER, "Authentication request for {UserName} has succeeded.", UserName=Quoted(user["name"]))
                 token = secrets.token_hex(16)
                 self.users.tokens[token] = user["name"]
+                self.sessions[token] = {"UserName": user["name"], "Client": auth["Client"], "DeviceId": auth["DeviceId"],
+                                        "RemoteEndPoint": ip}
                 return 200, json.dumps({
                     "User": {"Name": user["name"], "ServerId": self.server_id, "Id": user.get("id", secrets.token_hex(16))},
                     "SessionInfo": {"UserName": user["name"], "RemoteEndPoint": ip, "Client": auth["Client"], "DeviceId": auth["DeviceId"]},
@@ -292,16 +298,39 @@ class Server:
         self.log.write("ERR", EXCEPTION_MIDDLEWARE, "Error processing request: {ExceptionMessage}. URL {Method} {Url}.",
                        ExceptionMessage=Quoted(message), Method=Quoted("POST"), Url=Quoted(AUTH_URL))
 
-    def token_user(self, headers, query):
+    @staticmethod
+    def token_of(headers, query):
         auth = parse_authorization(headers.get("Authorization")) or {}
         token = auth.get("Token") or headers.get("X-Emby-Token") or headers.get("X-MediaBrowser-Token")
-        token = token or (query.get("api_key") or query.get("ApiKey") or [None])[0]
+        return token or (query.get("api_key") or query.get("ApiKey") or [None])[0]
+
+    def token_user(self, headers, query):
+        token = self.token_of(headers, query)
         if token is None:
             return None
+        if token in self.api_keys:
+            return API_KEY_USER
         user = self.users.tokens.get(token)
         if user is None:
             self.log.write("INF", AUTH_HANDLER, "CustomAuthentication was not authenticated. Failure message: Invalid token.")
         return user
+
+    def session_list(self, user):
+        """GET /Sessions: an API key sees every session, a user their own; NowPlayingItem only while playing."""
+        return [dict(session, Id=token[:8]) for token, session in sorted(self.sessions.items())
+                if user == API_KEY_USER or session["UserName"] == user]
+
+    def playing(self, token, body, stopped):
+        """POST /Sessions/Playing (and /Stopped): the client reports playback, as every Jellyfin app does."""
+        session = self.sessions.get(token)
+        if session is None:
+            return 400
+        if stopped:
+            session.pop("NowPlayingItem", None)
+        else:
+            item = str(body.get("ItemId") or "")
+            session["NowPlayingItem"] = {"Id": item, "Name": "Item " + item, "Type": "Movie"}
+        return 204
 
     def public_info(self):
         return {
@@ -375,6 +404,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"Name": user, "ServerId": self.app.server_id})
         if lowered == "/items":
             return self.send_json(200, {"Items": [], "TotalRecordCount": 0, "StartIndex": 0})
+        if lowered == "/sessions":
+            return self.send_json(200, self.app.session_list(user))
         if lowered == "/system/info":
             return self.send_json(200, dict(self.app.public_info(), HasUpdateAvailable=False))
         if lowered == "/socket" and self.headers.get("Upgrade", "").lower() == "websocket":
@@ -408,6 +439,13 @@ class Handler(BaseHTTPRequestHandler):
             user = self.app.token_user(self.headers, parse_qs(url.query))
             if user is None:
                 return self.send(401)
+            if lowered in ("/sessions/playing", "/sessions/playing/stopped"):
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    return self.send(400, b"Invalid JSON")
+                token = self.app.token_of(self.headers, parse_qs(url.query))
+                return self.send(self.app.playing(token, body if isinstance(body, dict) else {}, lowered.endswith("stopped")))
             # Accepted, never carried out: the stand-in stays up for the next test.
             return self.send(204 if lowered in ("/system/restart", "/system/shutdown") else 404)
         try:

@@ -24,12 +24,13 @@ STAMP = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [+-]\d\d:\d\d\]"
 def fixture_jellyfin(tmp_path):
     started = []
 
-    def start(log_format="debian", known_proxies=(), lockout=-1):
+    def start(log_format="debian", known_proxies=(), lockout=-1, api_keys=()):
         xml = "<NetworkConfiguration><KnownProxies>%s</KnownProxies></NetworkConfiguration>" % "".join(
             "<string>%s</string>" % p for p in known_proxies)
         (tmp_path / "network.xml").write_text(xml)
         config = {"log_format": log_format, "log_dir": str(tmp_path / "log"), "network_xml": str(tmp_path / "network.xml"),
-                  "users": [{"name": "alice", "password": "s3cret", "login_attempts_before_lockout": lockout}]}
+                  "users": [{"name": "alice", "password": "s3cret", "login_attempts_before_lockout": lockout}],
+                  "api_keys": list(api_keys)}
         app = standin.Server(config)
         server = standin.make_server(app, "127.0.0.1", 0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -228,3 +229,18 @@ def test_remote_access_off_gives_remote_clients_an_empty_503_but_the_web_files(t
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_sessions_show_who_is_playing_to_an_api_key(jellyfin):
+    base = jellyfin(api_keys=["k" * 32])[0]
+    token = json.loads(login(base, "alice", "s3cret")[1])["AccessToken"]
+    as_key = {"Authorization": 'MediaBrowser Token="%s"' % ("k" * 32)}
+    assert call(base + "/Sessions")[0] == 401
+    assert call(base + "/Sessions", headers={"X-Emby-Token": "forged"})[0] == 401
+    status, body = call(base + "/Sessions?activeWithinSeconds=960", headers=as_key)
+    assert status == 200 and [s["UserName"] for s in json.loads(body)] == ["alice"] and "NowPlayingItem" not in body
+    assert call(base + "/Sessions/Playing", {"ItemId": "m1"}, {"X-Emby-Token": token})[0] == 204
+    playing = json.loads(call(base + "/Sessions", headers=as_key)[1])
+    assert playing[0]["NowPlayingItem"]["Id"] == "m1"
+    assert call(base + "/Sessions/Playing/Stopped", {"ItemId": "m1"}, {"X-Emby-Token": token})[0] == 204
+    assert "NowPlayingItem" not in json.loads(call(base + "/Sessions", headers=as_key)[1])[0]
