@@ -1,8 +1,39 @@
 """Helpers the scenarios' testinfra tests share: a lab host's address, and whether a client gets through."""
 
+import os
 import re
 
+import testinfra
+import yaml
+
 _ADDRESSES = {}
+
+
+def connect(name):
+    """A testinfra host for the scenario's container `name`, reached with `podman exec`.
+
+    testinfra has no backend for Ansible's podman connection, so `ansible://` hosts run every command
+    as an ad-hoc Ansible run: 2.4 s each against 0.16 s for `podman exec` (measured on the lab image).
+    The name is checked against Molecule's inventory so a typo fails here, not as an odd podman error.
+    """
+    with open(os.environ["MOLECULE_INVENTORY_FILE"], encoding="utf-8") as inventory:
+        hostvars = _hostvars(yaml.safe_load(inventory) or {})
+    if name not in hostvars:
+        raise KeyError("no host %r in the Molecule inventory (it has: %s)" % (name, ", ".join(sorted(hostvars))))
+    return testinfra.get_host("podman://" + hostvars[name].get("ansible_host", name))
+
+
+def _hostvars(group):
+    """Every host of an inventory group and its children, with its variables."""
+    found = {}
+    for group_data in (group or {}).values():
+        if not isinstance(group_data, dict):
+            continue
+        for name, variables in (group_data.get("hosts") or {}).items():
+            found.setdefault(name, {}).update(variables or {})
+        for name, variables in _hostvars(group_data.get("children")).items():
+            found.setdefault(name, {}).update(variables)
+    return found
 
 
 def addr(host):

@@ -8,18 +8,17 @@ import sys
 import time
 
 import pytest
-import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
-from labhosts import addr, forget, tcp_open  # noqa: E402  pylint: disable=wrong-import-position
+from labhosts import addr, connect, forget, tcp_open  # noqa: E402  pylint: disable=wrong-import-position
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NFT_HOST = testinfra.get_host("ansible://bl-nft", ansible_inventory=INVENTORY)
-DOCKER_HOST = testinfra.get_host("ansible://bl-docker", ansible_inventory=INVENTORY)
-LISTED = testinfra.get_host("ansible://bl-listed", ansible_inventory=INVENTORY)
-CLEAN = testinfra.get_host("ansible://bl-clean", ansible_inventory=INVENTORY)
-EXCLUDED = testinfra.get_host("ansible://bl-excluded", ansible_inventory=INVENTORY)
+NFT_HOST = connect("bl-nft")
+DOCKER_HOST = connect("bl-docker")
+LISTED = connect("bl-listed")
+CLEAN = connect("bl-clean")
+EXCLUDED = connect("bl-excluded")
 # Listed but excluded, so the hosts can always download from it.
 SERVER = EXCLUDED
 # (host, container name, Jellyfin's port there): native on nftables, Docker-published on the ipset backend.

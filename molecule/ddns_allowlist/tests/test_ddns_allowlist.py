@@ -7,18 +7,16 @@ import sys
 import time
 
 import pytest
-import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
-from labhosts import addr, tcp_open  # noqa: E402  pylint: disable=wrong-import-position
+from labhosts import addr, connect, tcp_open  # noqa: E402  pylint: disable=wrong-import-position
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-NFT_HOST = testinfra.get_host("ansible://al-nft", ansible_inventory=INVENTORY)
-IPSET_HOST = testinfra.get_host("ansible://al-ipset", ansible_inventory=INVENTORY)
-UFW_HOST = testinfra.get_host("ansible://al-ufw", ansible_inventory=INVENTORY)
-DNS = testinfra.get_host("ansible://al-dns", ansible_inventory=INVENTORY)
-FRIEND1 = testinfra.get_host("ansible://al-friend1", ansible_inventory=INVENTORY)
-FRIEND2 = testinfra.get_host("ansible://al-friend2", ansible_inventory=INVENTORY)
+NFT_HOST = connect("al-nft")
+IPSET_HOST = connect("al-ipset")
+UFW_HOST = connect("al-ufw")
+DNS = connect("al-dns")
+FRIEND1 = connect("al-friend1")
+FRIEND2 = connect("al-friend2")
 SERVERS = [NFT_HOST, IPSET_HOST, UFW_HOST]
 SYNC = "systemctl start jellyfin-hardening-allowlist.service"
 ZONE = "/srv/dns/zone.json"

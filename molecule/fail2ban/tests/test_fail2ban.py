@@ -7,18 +7,21 @@ import re
 import shlex
 import statistics
 import subprocess
+import sys
 import time
 
 import pytest
-import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from labhosts import connect  # noqa: E402  pylint: disable=wrong-import-position
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NATIVE = testinfra.get_host("ansible://f2b-native", ansible_inventory=INVENTORY)
-DOCKER = testinfra.get_host("ansible://f2b-docker", ansible_inventory=INVENTORY)
-ATTACKER = testinfra.get_host("ansible://f2b-attacker", ansible_inventory=INVENTORY)
-BYSTANDER = testinfra.get_host("ansible://f2b-bystander", ansible_inventory=INVENTORY)
-THIRD = testinfra.get_host("ansible://f2b-third", ansible_inventory=INVENTORY)
+NATIVE = connect("f2b-native")
+DOCKER = connect("f2b-docker")
+ATTACKER = connect("f2b-attacker")
+BYSTANDER = connect("f2b-bystander")
+THIRD = connect("f2b-third")
 TABLE = "inet jellyfin_hardening"
 MAXRETRY = 3
 BENCH = os.path.join(os.environ.get("MOLECULE_PROJECT_DIRECTORY", "."), ".cache", "bench")

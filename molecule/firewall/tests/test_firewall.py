@@ -4,18 +4,21 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 
 import pytest
-import testinfra
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from labhosts import connect  # noqa: E402  pylint: disable=wrong-import-position
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 # Playbooks beside this file's scenario: scenario firewall_ipset runs these tests too.
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
-HOST = testinfra.get_host("ansible://fw-jellyfin", ansible_inventory=INVENTORY)
-CLIENT_A = testinfra.get_host("ansible://fw-client-a", ansible_inventory=INVENTORY)
-CLIENT_B = testinfra.get_host("ansible://fw-client-b", ansible_inventory=INVENTORY)
+HOST = connect("fw-jellyfin")
+CLIENT_A = connect("fw-client-a")
+CLIENT_B = connect("fw-client-b")
 TABLE = "inet jellyfin_hardening"
 TEST_SETS = ("test_block_v4", "test_ban_v4", "test_allow_v4", "test_vpn_v4", "test_lan_v4")
 PORTS = (8096, 8097)  # native Jellyfin, Docker-published Jellyfin

@@ -6,15 +6,18 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
-import testinfra
 import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from labhosts import connect  # noqa: E402  pylint: disable=wrong-import-position
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
-NATIVE = testinfra.get_host("ansible://patch-native", ansible_inventory=INVENTORY)
-DOCKER = testinfra.get_host("ansible://patch-docker", ansible_inventory=INVENTORY)
+NATIVE = connect("patch-native")
+DOCKER = connect("patch-docker")
 JOB = "jellyfin-hardening-patch.service"
 STATUS = "/var/lib/jellyfin-hardening/patching/status.json"
 LOG = "/var/log/jellyfin-hardening/patching.log"

@@ -9,20 +9,18 @@ import sys
 import tempfile
 
 import pytest
-import testinfra
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(SCENARIO, "..", "shared"))
-from labhosts import addr  # noqa: E402  pylint: disable=wrong-import-position
+from labhosts import addr, connect  # noqa: E402  pylint: disable=wrong-import-position
 
 ARTIFACTS = os.path.join(os.environ.get("MOLECULE_PROJECT_DIRECTORY", "."), "tests", "artifacts", "sso")
-HOSTS = {name: testinfra.get_host("ansible://" + name, ansible_inventory=INVENTORY) for name in ("sso-nginx", "sso-idp")}
+HOSTS = {name: connect(name) for name in ("sso-nginx", "sso-idp")}
 
 
 @pytest.fixture(name="browser")

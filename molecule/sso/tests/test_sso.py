@@ -9,16 +9,15 @@ import sys
 import time
 
 import pytest
-import testinfra
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(SCENARIO, "..", "shared"))
-from labhosts import addr, tcp_open  # noqa: E402  pylint: disable=wrong-import-position
+from labhosts import addr, connect, tcp_open  # noqa: E402  pylint: disable=wrong-import-position
 
-NGINX = testinfra.get_host("ansible://sso-nginx", ansible_inventory=INVENTORY)
-UPSTREAM = testinfra.get_host("ansible://sso-upstream", ansible_inventory=INVENTORY)
-ATTACKER = testinfra.get_host("ansible://sso-attacker", ansible_inventory=INVENTORY)
+NGINX = connect("sso-nginx")
+UPSTREAM = connect("sso-upstream")
+ATTACKER = connect("sso-attacker")
 PROXIES = {"sso-nginx": NGINX, "sso-upstream": UPSTREAM}
 PROVIDER = "http://sso-idp:9400/oauth2/authorize"
 FRIEND, STRANGER = "alice@friends.example", "mallory@elsewhere.example"

@@ -3,12 +3,13 @@
 import json
 import os
 import re
+import sys
 
-import testinfra
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from labhosts import connect  # noqa: E402  pylint: disable=wrong-import-position
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-JELLYFIN = testinfra.get_host("ansible://standin-jellyfin", ansible_inventory=INVENTORY)
-CLIENT = testinfra.get_host("ansible://standin-client", ansible_inventory=INVENTORY)
+JELLYFIN = connect("standin-jellyfin")
+CLIENT = connect("standin-client")
 STAMP = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [+-]\d\d:\d\d\]"
 NETWORK_XML = """<?xml version="1.0" encoding="utf-8"?>
 <NetworkConfiguration>

@@ -9,18 +9,17 @@ import subprocess
 import sys
 
 import pytest
-import testinfra
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
-from labhosts import addr, tcp_open  # noqa: E402  pylint: disable=wrong-import-position
+from labhosts import addr, connect, tcp_open  # noqa: E402  pylint: disable=wrong-import-position
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO = os.environ["MOLECULE_SCENARIO_DIRECTORY"]
 CLIENT_DIR = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "wireguard-clients", "wg-server")
-SERVER = testinfra.get_host("ansible://wg-server", ansible_inventory=INVENTORY)
-ALICE = testinfra.get_host("ansible://wg-alice", ansible_inventory=INVENTORY)
-BOB = testinfra.get_host("ansible://wg-bob", ansible_inventory=INVENTORY)
-CAROL = testinfra.get_host("ansible://wg-carol", ansible_inventory=INVENTORY)
+SERVER = connect("wg-server")
+ALICE = connect("wg-alice")
+BOB = connect("wg-bob")
+CAROL = connect("wg-carol")
 VPN_JELLYFIN = "http://10.44.0.1:8096"
 CAROL_PEER = [{"name": "carol", "address": "10.44.0.4", "generate": True}]
 PEER_DIR = "/etc/wireguard/jellyfin-hardening-wg0"
