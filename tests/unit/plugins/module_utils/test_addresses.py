@@ -1,3 +1,8 @@
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import ipaddress
 
 import pytest

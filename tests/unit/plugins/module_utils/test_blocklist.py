@@ -1,5 +1,9 @@
 """apply()'s decisions: when the set in force may change and when it must not (the kernel runs in Molecule)."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import blocklist, model_sets

@@ -1,5 +1,9 @@
 """Block list parsing, collapsing and exclusion, checked against Python's ipaddress as the reference."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import ipaddress
 import random
 

@@ -1,5 +1,9 @@
 """The DDNS allowlist: settings, the keep/hold decision (also property-tested), apply() against a fake set pair, and ufw."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import binascii
 import ipaddress
 import json

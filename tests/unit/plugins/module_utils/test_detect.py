@@ -1,3 +1,8 @@
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import detect
 
 

@@ -1,5 +1,9 @@
 """The DNS client against the lab's DNS server on loopback, and its parser on crafted messages."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import json
 import pathlib
 import socket

@@ -1,5 +1,9 @@
 """The model's validation and its rendering for both backends (the kernel runs them in Molecule)."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import json
 
 import pytest

@@ -1,5 +1,9 @@
 """When load() refills sets from the snapshot, and when it must not (the real kernel runs in Molecule)."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import json
 
 import pytest

@@ -1,5 +1,9 @@
 """network.xml editing: only the managed arrays change, and only when their content differs."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import jellyfin_config as jc

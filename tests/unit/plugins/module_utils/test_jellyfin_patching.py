@@ -1,6 +1,10 @@
 """The patch job's logic against a fake host: apt, dpkg, docker and Jellyfin's answers are simulated here only;
 the Molecule scenario `patching` runs the same code against real apt, dpkg, dockerd and the stand-in."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import json
 
 import pytest

@@ -1,5 +1,9 @@
 """The logic around nft; the real nft is exercised in the Molecule scenarios."""
 
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
 import pytest
 
 from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import nft
