@@ -13,10 +13,10 @@ SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/m
 SCENARIO ?= $(SCENARIOS)
 VENV_STAMP := $(VENV)/.installed-$(shell sha256sum requirements-dev.txt | cut -c1-12)
 
-.PHONY: help setup apt venv images artifacts lint yamllint ansible-lint sanity unit molecule build test lab lab-down clean
+.PHONY: help setup apt venv images artifacts lint yamllint ansible-lint sanity unit compat molecule build test lab lab-down clean
 
 help:
-	@echo "make lab        bring up the local lab and run the site playbook against it"
+	@echo "make lab        bring up the lab (molecule/site), apply site.yml, run the attack drill and the audit"
 	@echo "make lab-down   remove the lab"
 	@echo "make test       the whole test suite (lint, sanity, unit, build, every Molecule scenario)"
 	@echo "make molecule SCENARIO=name   one Molecule scenario (default: all: $(SCENARIOS))"
@@ -71,6 +71,10 @@ sanity: venv
 unit: venv
 	$(ENV) python -m pytest -q tests/unit
 
+# The older ansible-core releases of the supported range (.venv has the newest): unit tests and sanity.
+compat: venv
+	tests/compat.sh
+
 build: venv
 	$(ENV) tests/build-smoke.sh
 
@@ -80,12 +84,16 @@ molecule: setup
 test: setup
 	tests/suite.sh
 
+# The lab is the site scenario's containers: molecule brings them up and applies site.yml (converge), the drill
+# attacks them, the audit (the scenario's side-effect playbook) reports on them. Run again, it reuses what is up.
 lab: setup
-	$(ENV) ansible-playbook -i tests/lab/inventory.yml tests/lab/up.yml
-	$(ENV) ansible-playbook -i tests/lab/inventory.yml playbooks/site.yml
+	$(ENV) molecule converge -s site
+	$(ENV) python tests/lab/drill.py
+	$(ENV) molecule side-effect -s site
+	@echo "Lab up. Reports: $(CACHE)/lab/audit/; friend's WireGuard config: $(CACHE)/lab/wireguard-clients/; make lab-down removes it all."
 
 lab-down: venv
-	$(ENV) ansible-playbook -i tests/lab/inventory.yml tests/lab/down.yml
+	$(ENV) molecule destroy -s site
 
 clean: lab-down
 	rm -rf $(CACHE) $(VENV)
