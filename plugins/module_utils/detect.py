@@ -14,7 +14,8 @@ import subprocess
 SEARCH_PATH = "/usr/sbin:/sbin:/usr/bin:/bin:/usr/local/sbin:/usr/local/bin"
 
 
-def _output(cmd, timeout=10):
+def run_output(cmd, timeout=10):
+    """A read-only command's stdout and stderr, or None when it fails or is missing."""
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired):
@@ -41,7 +42,7 @@ def ufw_active(status_output):
 def detect(which=None, output=None, exists=os.path.exists):
     """Detect the host's firewall tooling. The three callables are injectable for unit tests."""
     which = which or (lambda name: shutil.which(name, path=SEARCH_PATH))
-    output = output or _output
+    output = output or run_output
     facts = {"nft": which("nft"), "iptables": which("iptables"), "ipset": which("ipset"), "ufw": which("ufw")}
     facts["iptables_variant"] = iptables_variant(output([facts["iptables"], "-V"])) if facts["iptables"] else None
     facts["ufw_active"] = ufw_active(output([facts["ufw"], "status"])) if facts["ufw"] else False
