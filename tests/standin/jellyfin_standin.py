@@ -305,7 +305,9 @@ class Server:
         return token or (query.get("api_key") or query.get("ApiKey") or [None])[0]
 
     def token_user(self, headers, query):
-        token = self.token_of(headers, query)
+        return self.user_of(self.token_of(headers, query))
+
+    def user_of(self, token):
         if token is None:
             return None
         if token in self.api_keys:
@@ -436,15 +438,14 @@ class Handler(BaseHTTPRequestHandler):
         if self.app.blocks(self.client_ip(), path):
             return self.send(503)
         if lowered != AUTH_URL.lower():
-            user = self.app.token_user(self.headers, parse_qs(url.query))
-            if user is None:
+            token = self.app.token_of(self.headers, parse_qs(url.query))
+            if self.app.user_of(token) is None:
                 return self.send(401)
             if lowered in ("/sessions/playing", "/sessions/playing/stopped"):
                 try:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     return self.send(400, b"Invalid JSON")
-                token = self.app.token_of(self.headers, parse_qs(url.query))
                 return self.send(self.app.playing(token, body if isinstance(body, dict) else {}, lowered.endswith("stopped")))
             # Accepted, never carried out: the stand-in stays up for the next test.
             return self.send(204 if lowered in ("/system/restart", "/system/shutdown") else 404)
