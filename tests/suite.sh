@@ -38,7 +38,7 @@ done
 
 # The older ansible-core releases' unit tests and sanity (make compat) queue with the scenarios: on 2 cores
 # they fill the time the lanes spend waiting on containers. Seconds as the last run measured them.
-COMPAT_SECONDS=400
+COMPAT_SECONDS=345
 # One queue entry per podman network: the scenarios using it, in name order. Entries go longest first
 # (the sum of their "# suite-seconds: N" lines; a scenario without one counts as longest), so that the
 # short ones fill the lanes' ends.
