@@ -149,7 +149,8 @@ def collect(jellyfin_url, network_xml, set_counts, opener, timeout=5, now=None):
         except ValueError:
             info = {}
     firewall = _read_json(os.path.join(ETC_DIR, "firewall", "firewall.json")) or {}
-    port = int(re.search(r":(\d+)", jellyfin_url.split("//", 1)[-1]).group(1)) if re.search(r":(\d+)", jellyfin_url.split("//", 1)[-1]) else 8096
+    explicit = re.search(r":(\d+)", jellyfin_url.split("//", 1)[-1])
+    port = int(explicit.group(1)) if explicit else 8096
     sso_status, _body = _http_get(opener, "http://127.0.0.1:4180/ping", timeout)
     patching = _read_json(os.path.join(STATE_DIR, "patching", "status.json"))
     return {
