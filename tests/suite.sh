@@ -74,8 +74,25 @@ while read -r stage; do
     | grep -aE '(^|[^[:alnum:]])(E   |FAILED|ERROR )|::test_|\.py:[0-9]+: |fatal: \[|CRITICAL|Traceback' | cut -c1-400 | tail -n 40
 done < <(awk '$NF ~ /s$/ && $(NF-1) == "FAILED" {NF -= 2; print}' "$work/report")
 
+# The first cause per failed stage, on its summary line too (CI may show only the last lines): pytest's
+# first FAILED test, else Ansible's first fatal task that was not ignored, else molecule's first error.
+first_cause() {
+  sed 's/\x1b\[[0-9;]*m//g; s/^\[[^]]*\] //' "$work/${1//[^A-Za-z0-9_]/_}.log" | awk '
+    /^FAILED / && !test { test = $0 }
+    pending && !/^\.\.\.ignoring/ && !fatal { fatal = pending }
+    { pending = "" }
+    /fatal: \[/ { pending = $0 }
+    /^(CRITICAL|ERROR) / && !other { other = $0 }
+    END { if (pending && !fatal) fatal = pending; print test ? test : fatal ? fatal : other }' | cut -c1-220
+}
 echo "=== summary"
-cat "$work/report"
+while IFS= read -r line; do
+  stage=$(awk '{NF -= 2; print}' <<<"$line")
+  case "$line" in
+    *" FAILED "*) printf '%s  %s\n' "$line" "$(first_cause "$stage")" ;;
+    *) printf '%s\n' "$line" ;;
+  esac
+done <"$work/report"
 passed=$(grep -c ' passed ' "$work/report")
 failed=$(grep -c ' FAILED ' "$work/report")
 echo "suite: $passed passed, $failed failed"
