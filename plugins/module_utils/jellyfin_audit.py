@@ -19,6 +19,8 @@ import re
 import time
 import xml.etree.ElementTree as ET
 
+from urllib.parse import urlsplit
+
 from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import detect, jellyfin_patching
 
 RISK_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -138,6 +140,11 @@ def _wireguard(now):
             "vpn_only": bool(glob.glob(os.path.join(ETC_DIR, "firewall", "layers.d", "45-wireguard-*.json")))}
 
 
+def url_port(url):
+    """The URL's port, or Jellyfin's 8096 when it names none. ValueError for a port out of range."""
+    return urlsplit(url).port or 8096
+
+
 def collect(jellyfin_url, network_xml, set_counts, opener, timeout=5, now=None):
     """Everything the findings need, read from this host."""
     now = time.time() if now is None else now
@@ -149,8 +156,7 @@ def collect(jellyfin_url, network_xml, set_counts, opener, timeout=5, now=None):
         except ValueError:
             info = {}
     firewall = _read_json(os.path.join(ETC_DIR, "firewall", "firewall.json")) or {}
-    explicit = re.search(r":(\d+)", jellyfin_url.split("//", 1)[-1])
-    port = int(explicit.group(1)) if explicit else 8096
+    port = url_port(jellyfin_url)
     sso_status, _body = _http_get(opener, "http://127.0.0.1:4180/ping", timeout)
     patching = _read_json(os.path.join(STATE_DIR, "patching", "status.json"))
     return {

@@ -124,6 +124,10 @@ def main():
         module.fail_json(msg="floor %r is not a version like 10.11.10" % params["floor"])
     if not params["url"].startswith(("http://", "https://")):
         module.fail_json(msg="url %r is not an http:// or https:// address" % params["url"])
+    try:
+        jellyfin_audit.url_port(params["url"])
+    except ValueError:
+        module.fail_json(msg="url %r has a port outside 1-65535" % params["url"])
     for name in ("stale_after", "timeout"):
         if params[name] < 1:
             module.fail_json(msg="%s %d must be at least 1 second" % (name, params[name]))

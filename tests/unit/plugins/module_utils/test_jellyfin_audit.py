@@ -6,6 +6,8 @@ __metaclass__ = type
 
 import copy
 
+import pytest
+
 from ansible_collections.homelab.jellyfin_hardening.plugins.module_utils import jellyfin_audit as ja
 
 FLOOR = "10.11.10"
@@ -115,3 +117,16 @@ def test_a_host_off_the_internet_gets_no_exposure_advice():
                                           "handshake_seconds_ago": 30}]})
     assert ja.findings(private, FLOOR) == []
     assert ja.layers(private)["vpn"] == {"in_force": True, "healthy": True, "detail": "peers: 1, with a handshake: 1"}
+
+
+def test_url_port_is_the_urls_port_or_jellyfins_default():
+    assert ja.url_port("http://127.0.0.1:8097/") == 8097
+    assert ja.url_port("http://127.0.0.1") == 8096
+    # An IPv6 literal's last group is not a port.
+    assert ja.url_port("http://[::1]") == 8096
+    assert ja.url_port("http://[::1]:8920/jellyfin") == 8920
+
+
+def test_url_port_refuses_a_port_out_of_range():
+    with pytest.raises(ValueError):
+        ja.url_port("http://127.0.0.1:70000")
