@@ -43,13 +43,8 @@ options:
     description: Seconds to wait for each HTTP request (Jellyfin, oauth2-proxy).
     type: int
     default: 5
-attributes:
-  check_mode:
-    description: Reads only, so it runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Changes nothing, so there is no diff.
-    support: none
+extends_documentation_fragment:
+  - homelab.jellyfin_hardening.attributes.read_only
 """
 
 EXAMPLES = r"""

@@ -45,13 +45,9 @@ options:
     description: Seconds to wait for C(/System/Info/Public).
     type: int
     default: 5
+extends_documentation_fragment:
+  - homelab.jellyfin_hardening.attributes.read_only
 attributes:
-  check_mode:
-    description: Reads only, so it runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Changes nothing, so there is no diff.
-    support: none
   facts:
     description: Sets C(jellyfin_version).
     support: full

@@ -23,13 +23,9 @@ options:
     description: Name of the nftables table (family C(inet)) to report on.
     type: str
     default: jellyfin_hardening
+extends_documentation_fragment:
+  - homelab.jellyfin_hardening.attributes.read_only
 attributes:
-  check_mode:
-    description: Can run in check mode and return the same facts; it never changes anything.
-    support: full
-  diff_mode:
-    description: Reads only, so there is no diff to show.
-    support: none
   facts:
     description: Returns its result as facts under C(jellyfin_hardening_netfilter).
     support: full
