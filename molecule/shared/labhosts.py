@@ -1,7 +1,9 @@
-"""Helpers the scenarios' testinfra tests share: a lab host's address, and whether a client gets through."""
+"""Helpers the scenarios' testinfra tests share: a lab host's address, whether a client gets through, and
+systemctl verbs that wait for the units they propagate to."""
 
 import os
 import re
+import time
 
 import testinfra
 import yaml
@@ -54,3 +56,20 @@ def tcp_open(client, target, port, timeout=2):
 def forget(host):
     """Read the address again next time (after the container restarted and may have a new one)."""
     _ADDRESSES.pop(host, None)
+
+
+def systemctl_settled(host, verb, unit, follower, attempts=120):
+    """`systemctl VERB UNIT`, then wait until FOLLOWER has finished the job VERB gave it.
+
+    systemctl returns when UNIT's own job is done, not the jobs it propagated (PartOf=,
+    ReloadPropagatedFrom=): the collection's firewall unit refills its sets after nftables.service's
+    `flush ruleset`, and reading them before that reads them half refilled. The follower's job is
+    queued in the same transaction, so an empty Job= with the unit active means it has run.
+    """
+    host.run_expect([0], "systemctl %s %s" % (verb, unit))
+    settled = '[ -z "$(systemctl show --property=Job --value %s)" ] && systemctl is-active --quiet %s' % (follower, follower)
+    for _attempt in range(attempts):
+        if host.run(settled).rc == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError("%s did not settle after systemctl %s %s" % (follower, verb, unit))

@@ -13,7 +13,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
-from labhosts import connect  # noqa: E402  pylint: disable=wrong-import-position
+from labhosts import connect, systemctl_settled  # noqa: E402  pylint: disable=wrong-import-position
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,7 +153,7 @@ def test_bans_survive_restarts_of_fail2ban_and_nftables():
     NATIVE.run_expect([0], "fail2ban-client set jellyfin bantime 3600")
     try:
         NATIVE.run_expect([0], "fail2ban-client set jellyfin banip %s" % addr(BYSTANDER))
-        NATIVE.run_expect([0], "systemctl restart nftables")
+        systemctl_settled(NATIVE, "restart", "nftables.service", "jellyfin-hardening-firewall.service")
         assert banned(NATIVE) == [addr(BYSTANDER)], "an nftables restart lost the ban"
         NATIVE.run_expect([0], "systemctl restart fail2ban")
         wait_for(lambda: banned(NATIVE) == [addr(BYSTANDER)], "the ban back after a fail2ban restart")

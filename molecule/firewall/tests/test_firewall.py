@@ -10,7 +10,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
-from labhosts import connect  # noqa: E402  pylint: disable=wrong-import-position
+from labhosts import connect, systemctl_settled  # noqa: E402  pylint: disable=wrong-import-position
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 # Playbooks beside this file's scenario: scenario firewall_ipset runs these tests too.
@@ -20,6 +20,7 @@ HOST = connect("fw-jellyfin")
 CLIENT_A = connect("fw-client-a")
 CLIENT_B = connect("fw-client-b")
 TABLE = "inet jellyfin_hardening"
+FIREWALL_UNIT = "jellyfin-hardening-firewall.service"
 TEST_SETS = ("test_block_v4", "test_ban_v4", "test_allow_v4", "test_vpn_v4", "test_lan_v4")
 PORTS = (8096, 8097)  # native Jellyfin, Docker-published Jellyfin
 # The same tests prove both backends: scenario firewall (nftables) and firewall_ipset (iptables-legacy, ipset).
@@ -208,10 +209,9 @@ def wait_for(host, command, attempts=60):
 
 def test_table_and_sets_survive_nftables_restart_and_reload():
     expected = filled_sets()
-    HOST.run_expect([0], "systemctl restart nftables.service")
+    systemctl_settled(HOST, "restart", "nftables.service", FIREWALL_UNIT)
     assert {name: elements(name) for name in TEST_SETS} == expected
-    HOST.run_expect([0], "systemctl reload nftables.service")
-    wait_for(HOST, "systemctl is-active jellyfin-hardening-firewall.service", attempts=10)
+    systemctl_settled(HOST, "reload", "nftables.service", FIREWALL_UNIT)
     assert {name: elements(name) for name in TEST_SETS} == expected
 
 
