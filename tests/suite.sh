@@ -74,11 +74,11 @@ while read -r stage; do
     | grep -aE '(^|[^[:alnum:]])(E   |FAILED|ERROR )|::test_|\.py:[0-9]+: |fatal: \[|CRITICAL|Traceback' | cut -c1-400 | tail -n 40
 done < <(awk '$NF ~ /s$/ && $(NF-1) == "FAILED" {NF -= 2; print}' "$work/report")
 
-# The first cause per failed stage, on its summary line too (CI may show only the last lines): pytest's
-# first FAILED test, else Ansible's first fatal task that was not ignored, else molecule's first error.
+# The first cause per failed stage, on its summary line too (CI may show only the last lines): pytest's first
+# failed test (not Ansible's "FAILED - RETRYING"), else the first fatal task not ignored, else molecule's first error.
 first_cause() {
   sed 's/\x1b\[[0-9;]*m//g; s/^\[[^]]*\] //' "$work/${1//[^A-Za-z0-9_]/_}.log" | awk '
-    /^FAILED / && !test { test = $0 }
+    /^(FAILED|ERROR) [^ ]+\.py/ && !test { test = $0 }
     pending && !/^\.\.\.ignoring/ && !fatal { fatal = pending }
     { pending = "" }
     /fatal: \[/ { pending = $0 }
